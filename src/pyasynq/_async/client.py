@@ -1,0 +1,122 @@
+"""AsyncClient: the distributor. Enqueues tasks with asynq's options."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Self
+
+from redis.asyncio import Redis
+
+from pyasynq._rdb.ops.enqueue import Prepared, enqueue_result, prepare
+from pyasynq.clock import Clock, RealClock
+from pyasynq.errors import BrokerError, PyAsynqError
+from pyasynq.options import Duration, Options, When
+from pyasynq.task import EnqueueResult, Task, TaskInfo
+
+from .broker import AsyncBroker
+
+
+class AsyncClient:
+    """Enqueues tasks into Redis for any asynq-compatible worker (pyasynq or Go).
+
+    ``redis`` is a URL (``redis://``, ``rediss://``, ``unix://``) or an existing
+    ``redis.asyncio.Redis``, which pyasynq then never closes.
+    """
+
+    def __init__(self, redis: str | Redis, *, clock: Clock | None = None) -> None:
+        self._broker = AsyncBroker(redis)
+        self._clock: Clock = clock or RealClock()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._broker!r}>"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (unless the caller handed it in)."""
+        await self._broker.aclose()
+
+    async def ping(self) -> None:
+        """Raise BrokerError unless Redis answers."""
+        await self._broker.ping()
+
+    async def enqueue(
+        self,
+        task: Task,
+        *,
+        queue: str | None = None,
+        max_retry: int | None = None,
+        task_id: str | None = None,
+        timeout: Duration | None = None,
+        deadline: When | None = None,
+        unique: Duration | None = None,
+        process_at: When | None = None,
+        process_in: Duration | None = None,
+        retention: Duration | None = None,
+        group: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> TaskInfo:
+        """Store ``task``; options given here override the task's own.
+
+        Raises TaskIDConflictError when ``task_id`` is taken in the queue and
+        DuplicateTaskError when a ``unique`` task with the same type and payload exists.
+        """
+        options = Options(
+            queue=queue,
+            max_retry=max_retry,
+            task_id=task_id,
+            timeout=timeout,
+            deadline=deadline,
+            unique=unique,
+            process_at=process_at,
+            process_in=process_in,
+            retention=retention,
+            group=group,
+            headers=headers,
+        )
+        p = _prepare(task, options, self._clock.now_ns())
+        _, reply = await self._broker.run_many([p.register_queue, p.call])
+        if isinstance(reply, BrokerError):
+            raise reply
+        enqueue_result(reply)
+        return p.info
+
+    async def enqueue_many(
+        self, tasks: Iterable[Task | tuple[Task, Options]]
+    ) -> list[EnqueueResult]:
+        """Enqueue many tasks in one pipelined round trip. Each item is a Task (its own
+        options apply) or ``(task, Options(...))``. Results are in input order; a task that
+        failed has ``error`` set and does not stop the others."""
+        now_ns = self._clock.now_ns()
+        prepared = []
+        for item in tasks:
+            task, options = item if isinstance(item, tuple) else (item, Options())
+            prepared.append(_prepare(task, options, now_ns))
+        queues = {p.register_queue.args: p.register_queue for p in prepared}
+        replies = await self._broker.run_many([*queues.values(), *(p.call for p in prepared)])
+        results = []
+        for p, reply in zip(prepared, replies[len(queues) :], strict=True):
+            try:
+                if isinstance(reply, BrokerError):
+                    raise reply
+                enqueue_result(reply)
+                results.append(EnqueueResult(p.info))
+            except PyAsynqError as exc:
+                results.append(EnqueueResult(None, exc))
+        return results
+
+
+def _prepare(task: Task, options: Options, now_ns: int) -> Prepared:
+    if not isinstance(task, Task):
+        raise TypeError(f"expected a pyasynq.Task, got {type(task).__name__}")
+    return prepare(task, options, now_ns)

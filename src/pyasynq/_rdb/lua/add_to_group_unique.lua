@@ -1,0 +1,23 @@
+-- add_to_group_unique: take the uniqueness lock, then add to the group (wire spec 3.4).
+-- KEYS[1] task hash
+-- KEYS[2] group zset
+-- KEYS[3] groups set
+-- KEYS[4] unique lock key
+-- ARGV[1] encoded TaskMessage
+-- ARGV[2] task id
+-- ARGV[3] now, Unix seconds
+-- ARGV[4] group name
+-- ARGV[5] lock TTL, whole seconds
+-- Returns 1 added, -1 lock held by another task, 0 task id taken (lock left behind).
+-- As in Go, the hash gets no unique_key field: the lock expires by its TTL.
+local ok = redis.call("SET", KEYS[4], ARGV[2], "NX", "EX", ARGV[5])
+if not ok then
+    return -1
+end
+if redis.call("EXISTS", KEYS[1]) == 1 then
+    return 0
+end
+redis.call("HSET", KEYS[1], "msg", ARGV[1], "state", "aggregating", "group", ARGV[4])
+redis.call("ZADD", KEYS[2], ARGV[3], ARGV[2])
+redis.call("SADD", KEYS[3], ARGV[4])
+return 1

@@ -1,0 +1,13 @@
+-- schedule: store a new task to run at a later time (wire spec 3.3).
+-- KEYS[1] task hash
+-- KEYS[2] scheduled zset
+-- ARGV[1] encoded TaskMessage
+-- ARGV[2] process-at, Unix seconds
+-- ARGV[3] task id
+-- Returns 1 when scheduled, 0 when the task id is already taken.
+if redis.call("EXISTS", KEYS[1]) == 1 then
+    return 0
+end
+redis.call("HSET", KEYS[1], "msg", ARGV[1], "state", "scheduled")
+redis.call("ZADD", KEYS[2], ARGV[2], ARGV[3])
+return 1

@@ -1,0 +1,119 @@
+"""Every exception pyasynq raises, in one place.
+
+Hierarchy::
+
+    PyAsynqError
+    ├── BrokerError                  Redis failed or answered something unexpected
+    │   └── LeaseExpiredError        the task's lease ran out; a write was refused
+    ├── TaskIDConflictError          another task already uses this task id in the queue
+    ├── DuplicateTaskError           a unique task with the same queue/type/payload exists
+    ├── QueueNotFoundError           the queue is not in asynq:queues
+    ├── QueueNotEmptyError           delete_queue without force on a non-empty queue
+    ├── TaskNotFoundError            no such task in the queue
+    ├── TaskStateError               the operation does not apply to the task's state
+    ├── QueueStateError              pause a paused queue, unpause a running one
+    └── ServerClosedError            the server was shut down
+
+    SkipRetry, RevokeTask            handler signals, not failures of pyasynq
+
+Bad arguments raise ``ValueError`` or ``TypeError`` at the call site, before anything
+is written to Redis.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrokerError",
+    "DuplicateTaskError",
+    "LeaseExpiredError",
+    "PyAsynqError",
+    "QueueNotEmptyError",
+    "QueueNotFoundError",
+    "QueueStateError",
+    "RevokeTask",
+    "ServerClosedError",
+    "SkipRetry",
+    "TaskIDConflictError",
+    "TaskNotFoundError",
+    "TaskStateError",
+]
+
+
+class PyAsynqError(Exception):
+    """Root of every pyasynq error."""
+
+
+class BrokerError(PyAsynqError):
+    """Redis failed, or answered in a way the protocol does not allow."""
+
+
+class LeaseExpiredError(BrokerError):
+    """The worker no longer owns the task: its lease expired (asynq: task lease expired)."""
+
+    def __init__(self, message: str = "asynq: task lease expired") -> None:
+        super().__init__(message)
+
+
+class TaskIDConflictError(PyAsynqError):
+    """The task id is already used by another task in the same queue."""
+
+    def __init__(self, message: str = "task ID conflicts with another task") -> None:
+        super().__init__(message)
+
+
+class DuplicateTaskError(PyAsynqError):
+    """A unique task with the same queue, type and payload holds the uniqueness lock."""
+
+    def __init__(self, message: str = "task already exists") -> None:
+        super().__init__(message)
+
+
+class QueueNotFoundError(PyAsynqError):
+    """The queue does not exist (it is not in ``asynq:queues``)."""
+
+    def __init__(self, queue: str) -> None:
+        super().__init__(f"queue {queue!r} does not exist")
+        self.queue = queue
+
+
+class QueueNotEmptyError(PyAsynqError):
+    """A queue with tasks was deleted without ``force``."""
+
+    def __init__(self, queue: str) -> None:
+        super().__init__(f"queue {queue!r} is not empty; pass force=True to delete it anyway")
+        self.queue = queue
+
+
+class TaskNotFoundError(PyAsynqError):
+    """No task with this id in this queue."""
+
+    def __init__(self, queue: str, task_id: str) -> None:
+        super().__init__(f"task {task_id!r} does not exist in queue {queue!r}")
+        self.queue = queue
+        self.task_id = task_id
+
+
+class TaskStateError(PyAsynqError):
+    """The operation does not apply to a task in its current state."""
+
+
+class QueueStateError(PyAsynqError):
+    """Pausing a paused queue, or unpausing a queue that is not paused."""
+
+
+class ServerClosedError(PyAsynqError):
+    """The server was shut down and cannot be started again."""
+
+
+class SkipRetry(Exception):
+    """Raise (or chain) from a handler to archive the task at once, without retries."""
+
+    def __init__(self, message: str = "skip retry for the task") -> None:
+        super().__init__(message)
+
+
+class RevokeTask(Exception):
+    """Raise (or chain) from a handler to drop the task: neither retried nor archived."""
+
+    def __init__(self, message: str = "revoke task") -> None:
+        super().__init__(message)
