@@ -67,7 +67,7 @@ class EmbeddedRedis:
     ) -> None:
         self.binary = binary or find_server_binary()
         self._tmp = None if data_dir is not None else tempfile.mkdtemp(prefix="pyasynq-redis-")
-        self.data_dir = Path(data_dir if data_dir is not None else self._tmp or ".")
+        self.data_dir = Path(data_dir if data_dir is not None else self._tmp or ".").resolve()
         self.port = port or free_port()
         self.persistent = persistent
         self.extra_args = list(extra_args or [])
