@@ -4,7 +4,8 @@ Hierarchy::
 
     PyAsynqError
     ├── BrokerError                  Redis failed or answered something unexpected
-    │   └── LeaseExpiredError        the task's lease ran out; a write was refused
+    │   ├── LeaseExpiredError        the task's lease ran out; a write was refused
+    │   └── TaskGoneError            a worker's write found the task no longer active
     ├── TaskIDConflictError          another task already uses this task id in the queue
     ├── DuplicateTaskError           a unique task with the same queue/type/payload exists
     ├── QueueNotFoundError           the queue is not in asynq:queues
@@ -33,6 +34,7 @@ __all__ = [
     "RevokeTask",
     "ServerClosedError",
     "SkipRetry",
+    "TaskGoneError",
     "TaskIDConflictError",
     "TaskNotFoundError",
     "TaskStateError",
@@ -51,6 +53,14 @@ class LeaseExpiredError(BrokerError):
     """The worker no longer owns the task: its lease expired (asynq: task lease expired)."""
 
     def __init__(self, message: str = "asynq: task lease expired") -> None:
+        super().__init__(message)
+
+
+class TaskGoneError(BrokerError):
+    """A write after processing found the task no longer active or leased (the script
+    answered ``NOT FOUND``): someone else, e.g. the recoverer or the Inspector, moved it."""
+
+    def __init__(self, message: str = "task is no longer active (NOT FOUND)") -> None:
         super().__init__(message)
 
 

@@ -25,6 +25,7 @@ When: TypeAlias = float | datetime
 DEFAULT_QUEUE = "default"
 DEFAULT_MAX_RETRY = 25
 DEFAULT_TIMEOUT = 1800  # seconds; used only when neither timeout nor deadline is given
+MAX_INT32 = 2**31 - 1
 
 
 def _seconds(value: Duration, what: str) -> float:
@@ -98,6 +99,9 @@ class Options:
             isinstance(self.max_retry, bool) or not isinstance(self.max_retry, int)
         ):
             raise TypeError(f"max_retry must be an int, got {self.max_retry!r}")
+        if self.max_retry is not None and self.max_retry > MAX_INT32:
+            # The wire field is an int32; protobuf would fail later with a vaguer error.
+            raise ValueError(f"max_retry must be at most {MAX_INT32}, got {self.max_retry}")
         if self.process_at is not None and self.process_in is not None:
             raise ValueError("give process_at or process_in, not both")
         if self.timeout is not None:
@@ -153,17 +157,19 @@ class Options:
         else:
             process_at = now
         max_retry = DEFAULT_MAX_RETRY if self.max_retry is None else max(0, self.max_retry)
+        unique = _seconds(self.unique, "unique") if self.unique is not None else 0.0
         return Resolved(
             queue=self.queue or DEFAULT_QUEUE,
             max_retry=max_retry,
             task_id=self.task_id or str(uuid.uuid4()),
             timeout=timeout,
             deadline=deadline,
-            unique_ttl=int(_seconds(self.unique, "unique")) if self.unique is not None else 0,
+            unique_ttl=int(unique),
             process_at=process_at,
             retention=int(_seconds(self.retention, "retention")) if self.retention else 0,
             group=self.group or "",
             headers=dict(self.headers or {}),
+            unique_seconds=unique,
         )
 
 
@@ -181,3 +187,6 @@ class Resolved:
     retention: int
     group: str
     headers: dict[str, str]
+    # The unique TTL before truncation: Go computes a scheduled task's lock TTL
+    # (process-at + unique TTL - now) from it and truncates only the sum.
+    unique_seconds: float = 0.0

@@ -6,7 +6,8 @@ Redis failures into :class:`~pyasynq.errors.BrokerError`; what to send lives in 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -26,8 +27,10 @@ class AsyncBroker:
     never closed by pyasynq.
     """
 
-    def __init__(self, redis: str | Redis) -> None:
+    def __init__(self, redis: str | Redis, *, owned: bool | None = None) -> None:
         self.redis, self._owned = connect(redis)
+        if owned is not None:
+            self._owned = owned
         self._where = describe(self.redis)
 
     def __repr__(self) -> str:
@@ -87,6 +90,32 @@ class AsyncBroker:
             BrokerError(f"{_name(op)} failed: {r}") if isinstance(r, Exception) else r
             for op, r in zip(ops, replies, strict=True)
         ]
+
+    async def messages(
+        self, channel: str, on_subscribed: Callable[[], None] | None = None
+    ) -> AsyncIterator[bytes]:
+        """Subscribe to ``channel`` and yield each message's data until the caller stops
+        iterating. Connection failures raise BrokerError; the caller resubscribes."""
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call,unused-ignore]
+        try:
+            await pubsub.subscribe(channel)
+            if on_subscribed is not None:
+                on_subscribed()
+            while True:
+                msg = await pubsub.get_message(timeout=1.0)
+                if msg is not None and msg.get("type") == "message":
+                    yield bytes(msg["data"])
+        except RedisError as exc:
+            raise BrokerError(f"subscription to {channel} failed: {exc}") from exc
+        finally:
+            with contextlib.suppress(RedisError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
+
+    def clone(self) -> AsyncBroker:
+        """A broker with its own connection pool to the same server (for another thread)."""
+        pool = self.redis.connection_pool
+        copy = type(pool)(connection_class=pool.connection_class, **pool.connection_kwargs)
+        return type(self)(Redis(connection_pool=copy), owned=True)
 
     async def _pipeline(self, ops: Sequence[Op]) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)

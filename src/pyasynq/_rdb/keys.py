@@ -118,6 +118,22 @@ def all_aggregation_sets_key(qname: str) -> str:  # ZSET set key -> deadline (Un
     return f"asynq:{{{qname}}}:aggregation_sets"
 
 
+def quarantine_key(qname: str) -> str:  # HASH task id -> reason (pyasynq only)
+    """Tasks pyasynq took out of circulation (dangling id, undecodable msg). Go never
+    reads it; it shares the queue's hash tag so scripts may write it."""
+    return f"asynq:{{{qname}}}:pyasynq:quarantine"
+
+
+def deleted_key(qname: str) -> str:  # SET of trash containers awaiting purge (pyasynq only)
+    """Registry of containers a forced queue deletion detached; their task hashes are
+    deleted in batches afterwards. Go asynq has no such key and never reads it."""
+    return f"asynq:{{{qname}}}:pyasynq:deleted"
+
+
+def deleted_prefix(qname: str, token: str) -> str:  # + pending/scheduled/retry/archived
+    return f"asynq:{{{qname}}}:pyasynq:deleted:{token}:"
+
+
 def server_info_key(host: str, pid: int, server_id: str) -> str:  # STRING ServerInfo proto
     return f"asynq:servers:{{{host}:{pid}:{server_id}}}"
 

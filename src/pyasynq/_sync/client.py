@@ -9,6 +9,7 @@ from typing import Self
 
 from redis import Redis
 
+from pyasynq._rdb.ops.base import Command, Op
 from pyasynq._rdb.ops.enqueue import Prepared, enqueue_result, prepare
 from pyasynq.clock import Clock, RealClock
 from pyasynq.errors import BrokerError, PyAsynqError
@@ -86,10 +87,8 @@ class Client:
             headers=headers,
         )
         p = _prepare(task, options, self._clock.now_ns())
-        _, reply = self._broker.run_many([p.register_queue, p.call])
-        if isinstance(reply, BrokerError):
-            raise reply
-        enqueue_result(reply)
+        registered, reply = self._broker.run_many([p.register_queue, p.call])
+        _outcome(reply, registered)
         return p.info
 
     def enqueue_many(self, tasks: Iterable[Task | tuple[Task, Options]]) -> list[EnqueueResult]:
@@ -99,20 +98,40 @@ class Client:
         now_ns = self._clock.now_ns()
         prepared = []
         for item in tasks:
-            task, options = item if isinstance(item, tuple) else (item, Options())
+            if isinstance(item, tuple):
+                if len(item) != 2 or not isinstance(item[1], Options):
+                    raise TypeError(
+                        f"enqueue_many takes Task or (Task, Options(...)) items, got {item!r}"
+                    )
+                task, options = item
+            else:
+                task, options = item, Options()
             prepared.append(_prepare(task, options, now_ns))
-        queues = {p.register_queue.args: p.register_queue for p in prepared}
-        replies = self._broker.run_many([*queues.values(), *(p.call for p in prepared)])
+        queues = list(dict.fromkeys(p.register_queue.args for p in prepared))
+        ops: list[Op] = [*(Command(args) for args in queues), *(p.call for p in prepared)]
+        replies = self._broker.run_many(ops)
+        registered = dict(zip(queues, replies, strict=False))
         results = []
         for p, reply in zip(prepared, replies[len(queues) :], strict=True):
             try:
-                if isinstance(reply, BrokerError):
-                    raise reply
-                enqueue_result(reply)
+                _outcome(reply, registered[p.register_queue.args])
                 results.append(EnqueueResult(p.info))
             except PyAsynqError as exc:
                 results.append(EnqueueResult(None, exc))
         return results
+
+
+def _outcome(reply: object, registered: object) -> None:
+    """Raise for a failed enqueue script, then for a failed SADD of the queue: a task
+    whose queue is missing from asynq:queues is invisible to the Inspector, CLI and
+    asynqmon, so that must not pass silently."""
+    if isinstance(reply, BrokerError):
+        raise reply
+    enqueue_result(reply)
+    if isinstance(registered, BrokerError):
+        raise BrokerError(
+            f"the task was stored, but registering its queue in asynq:queues failed: {registered}"
+        )
 
 
 def _prepare(task: Task, options: Options, now_ns: int) -> Prepared:

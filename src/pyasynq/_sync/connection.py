@@ -11,6 +11,11 @@ from redis import Redis
 def connect(target: str | Redis) -> tuple[Redis, bool]:
     """The client to use and whether pyasynq owns it (and so closes it)."""
     if isinstance(target, Redis):
+        if target.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ValueError(
+                "pyasynq needs a redis-py client made with decode_responses=False: task "
+                "messages and payloads are bytes"
+            )
         return target, False
     if not isinstance(target, str):
         raise TypeError(
@@ -25,7 +30,14 @@ def connect(target: str | Redis) -> tuple[Redis, bool]:
         )
     # rediss:// verifies the server certificate by default (redis-py's ssl_cert_reqs
     # "required"); it is never turned off here.
-    return Redis.from_url(target, decode_responses=False), True
+    client = Redis.from_url(target, decode_responses=False)
+    if client.connection_pool.connection_kwargs.get("decode_responses"):
+        # A URL query argument beats the keyword in redis-py.
+        raise ValueError(
+            "remove decode_responses from the Redis URL: pyasynq reads bytes (task "
+            "messages and payloads)"
+        )
+    return client, True
 
 
 def describe(client: Redis) -> str:

@@ -13,11 +13,13 @@ from ..codec import TaskMessage, encode_task
 from .base import Arg, Call, Command
 
 
-def enqueue_call(msg: TaskMessage, *, now_ns: int, process_at: float, unique_ttl: int) -> Call:
+def enqueue_call(msg: TaskMessage, *, now_ns: int, process_at: float, unique_ttl: float) -> Call:
     """The script that stores ``msg``: pending, scheduled (process-at in the future) or
-    aggregating (a group); each with a uniqueness lock when ``unique_ttl`` > 0. ``process_at``
-    is Unix seconds, ``now_ns`` Unix nanoseconds."""
+    aggregating (a group); each with a uniqueness lock when ``unique_ttl`` (seconds, >= 1
+    when given) > 0. ``process_at`` is Unix seconds, ``now_ns`` Unix nanoseconds. Lock TTLs
+    are sent as whole seconds, truncated like Go."""
     q, tid = msg.queue, msg.id
+    lock_ttl = int(unique_ttl)
     data = encode_task(msg)
     now = now_ns / 1_000_000_000
     tkey = keys.task_key(q, tid)
@@ -36,13 +38,13 @@ def enqueue_call(msg: TaskMessage, *, now_ns: int, process_at: float, unique_ttl
         gkeys = [tkey, keys.group_key(q, msg.group_key), keys.groups_key(q)]
         args: list[Arg] = [data, tid, int(now), msg.group_key]
         if unique_ttl > 0:
-            return Call("add_to_group_unique", [*gkeys, msg.unique_key], [*args, unique_ttl])
+            return Call("add_to_group_unique", [*gkeys, msg.unique_key], [*args, lock_ttl])
         return Call("add_to_group", gkeys, args)
     if unique_ttl > 0:
         return Call(
             "enqueue_unique",
             [msg.unique_key, tkey, keys.pending_key(q)],
-            [tid, unique_ttl, data, now_ns],
+            [tid, lock_ttl, data, now_ns],
         )
     return Call("enqueue", [tkey, keys.pending_key(q)], [data, tid, now_ns])
 
@@ -88,7 +90,7 @@ def prepare(task: Task, options: Options, now_ns: int) -> Prepared:
         group_key=r.group,
         headers=r.headers,
     )
-    call = enqueue_call(msg, now_ns=now_ns, process_at=r.process_at, unique_ttl=r.unique_ttl)
+    call = enqueue_call(msg, now_ns=now_ns, process_at=r.process_at, unique_ttl=r.unique_seconds)
     if r.process_at > now:
         state, next_at = TaskState.SCHEDULED, r.process_at
     elif r.group:

@@ -1,0 +1,48 @@
+-- mark_complete: a task with retention succeeded; keep it as completed (wire spec 3.8).
+-- KEYS[1] active list
+-- KEYS[2] lease zset
+-- KEYS[3] completed zset
+-- KEYS[4] task hash
+-- KEYS[5] daily processed counter asynq:{q}:processed:<YYYY-MM-DD>
+-- KEYS[6] all-time processed counter
+-- KEYS[7] uniqueness lock; passed only when msg.unique_key is non-empty
+-- ARGV[1] task id
+-- ARGV[2] daily counter expiry, Unix seconds (now + 90 days)
+-- ARGV[3] completed score = completion time + retention, Unix seconds
+-- ARGV[4] encoded TaskMessage with completed_at set
+-- ARGV[5] MaxInt64 as decimal text; the all-time counter wraps to 1 there
+-- ARGV[6] attempt token (pyasynq fencing; "" skips the check)
+-- Returns 1, or the error replies:
+--   LEASE LOST  the hash's `attempt` is missing or differs from a non-empty ARGV[6];
+--               nothing changed
+--   NOT FOUND   the id was not in active, or not in lease (earlier removals stay done)
+--   INTERNAL    the id was already in completed (active/lease removals stay done)
+-- The hash gets msg and state=completed (a `result` field is kept; `attempt` is removed).
+-- The lock is deleted only while it still holds this task's id.
+local attempt = redis.call("HGET", KEYS[4], "attempt")
+if ARGV[6] ~= "" and attempt ~= ARGV[6] and redis.call("EXISTS", KEYS[4]) == 1 then
+    return redis.error_reply("LEASE LOST")
+end
+if redis.call("LREM", KEYS[1], 0, ARGV[1]) == 0 then
+    return redis.error_reply("NOT FOUND")
+end
+if redis.call("ZREM", KEYS[2], ARGV[1]) == 0 then
+    return redis.error_reply("NOT FOUND")
+end
+if redis.call("ZADD", KEYS[3], ARGV[3], ARGV[1]) ~= 1 then
+    return redis.error_reply("INTERNAL")
+end
+redis.call("HSET", KEYS[4], "msg", ARGV[4], "state", "completed")
+redis.call("HDEL", KEYS[4], "attempt")
+if redis.call("INCR", KEYS[5]) == 1 then
+    redis.call("EXPIREAT", KEYS[5], ARGV[2])
+end
+if redis.call("GET", KEYS[6]) == ARGV[5] then
+    redis.call("SET", KEYS[6], 1)
+else
+    redis.call("INCR", KEYS[6])
+end
+if KEYS[7] and redis.call("GET", KEYS[7]) == ARGV[1] then
+    redis.call("DEL", KEYS[7])
+end
+return 1

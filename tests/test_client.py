@@ -1,0 +1,656 @@
+"""Client and AsyncClient: options, merging, enqueue_many, errors, connections, validation.
+
+Most tests run twice, once per client: the ``client`` fixture hands out a small driver
+that calls ``pyasynq.Client`` directly or runs ``pyasynq.AsyncClient`` on an event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+import pyasynq
+from pyasynq import Options, Task, TaskInfo, TaskState
+from pyasynq._rdb import codec, keys
+from pyasynq._rdb.ops.enqueue import enqueue_call
+from pyasynq.embedded import EmbeddedRedis, free_port
+from pyasynq.errors import BrokerError, DuplicateTaskError, TaskIDConflictError
+
+
+class AsyncDriver:
+    """AsyncClient behind the sync Client's method names, on a private event loop."""
+
+    def __init__(self, target: Any, **kw: Any) -> None:
+        self._runner = asyncio.Runner()
+        self.inner = pyasynq.AsyncClient(target, **kw)
+
+    def enqueue(self, task: Task, **kw: Any) -> TaskInfo:
+        return self._runner.run(self.inner.enqueue(task, **kw))
+
+    def enqueue_many(self, items: Any) -> list[pyasynq.EnqueueResult]:
+        return self._runner.run(self.inner.enqueue_many(items))
+
+    def ping(self) -> None:
+        self._runner.run(self.inner.ping())
+
+    def close(self) -> None:
+        try:
+            self._runner.run(self.inner.aclose())
+        finally:
+            self._runner.close()
+
+    def run(self, coro: Any) -> Any:
+        return self._runner.run(coro)
+
+
+Make = Callable[..., Any]
+
+
+@pytest.fixture(params=["sync", "async"])
+def make(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Make]:
+    """``make(target=redis_url, **kw)``: a Client or an AsyncDriver, closed at teardown."""
+    made: list[Any] = []
+
+    def factory(target: Any = redis_url, **kw: Any) -> Any:
+        c = pyasynq.Client(target, **kw) if request.param == "sync" else AsyncDriver(target, **kw)
+        made.append(c)
+        return c
+
+    factory.kind = request.param  # type: ignore[attr-defined]
+    yield factory
+    for c in made:
+        c.close()
+
+
+@pytest.fixture
+def client(make: Make, r: redis.Redis) -> Any:
+    return make()
+
+
+def msg(r: redis.Redis, queue: str, task_id: str) -> codec.TaskMessage:
+    data = r.hget(keys.task_key(queue, task_id), "msg")
+    assert data is not None, f"no task {task_id} in {queue}"
+    return codec.decode_task(data)
+
+
+def hash_of(r: redis.Redis, queue: str, task_id: str) -> dict[str, bytes]:
+    return {k.decode(): v for k, v in r.hgetall(keys.task_key(queue, task_id)).items()}
+
+
+# ------------------------------------------------------------------------------ options
+
+
+def test_defaults(client: Any, r: redis.Redis) -> None:
+    before = time.time()
+    info = client.enqueue(Task("email:send", b'{"to":"a"}'))
+    after = time.time()
+    assert info.state is TaskState.PENDING
+    assert (info.queue, info.max_retry, info.timeout) == ("default", 25, timedelta(minutes=30))
+    assert info.deadline is None and info.group == "" and info.retention is None
+    assert info.next_process_at is not None
+    assert before - 1 <= info.next_process_at.timestamp() <= after + 1
+    assert uuid.UUID(info.id).version == 4
+    h = hash_of(r, "default", info.id)
+    assert set(h) == {"msg", "state", "pending_since"}
+    assert h["state"] == b"pending"
+    assert before * 1e9 <= int(h["pending_since"]) <= after * 1e9
+    m = msg(r, "default", info.id)
+    assert (m.type, m.payload, m.id, m.queue, m.retry, m.timeout) == (
+        "email:send",
+        b'{"to":"a"}',
+        info.id,
+        "default",
+        25,
+        1800,
+    )
+    assert r.lrange(keys.pending_key("default"), 0, -1) == [info.id.encode()]
+    assert r.smembers(keys.ALL_QUEUES) == {b"default"}
+
+
+def test_every_plain_option(client: Any, r: redis.Redis) -> None:
+    deadline = datetime(2100, 1, 1, tzinfo=UTC)
+    info = client.enqueue(
+        Task("report", b"p"),
+        queue="critical",
+        max_retry=10,
+        task_id="t-1",
+        timeout=timedelta(minutes=2),
+        deadline=deadline,
+        retention=timedelta(hours=24),
+        headers={"trace-id": "abc"},
+    )
+    assert info.id == "t-1" and info.queue == "critical" and info.max_retry == 10
+    assert info.timeout == timedelta(minutes=2) and info.deadline == deadline
+    assert info.retention == timedelta(hours=24) and info.headers == {"trace-id": "abc"}
+    m = msg(r, "critical", "t-1")
+    assert (m.retry, m.timeout, m.deadline, m.retention) == (10, 120, 4102444800, 86400)
+    assert m.headers == {"trace-id": "abc"} and m.unique_key == "" and m.group_key == ""
+    assert r.lrange(keys.pending_key("critical"), 0, -1) == [b"t-1"]
+    assert r.smembers(keys.ALL_QUEUES) == {b"critical"}
+
+
+def test_max_retry_negative_is_stored_as_zero(client: Any, r: redis.Redis) -> None:
+    assert client.enqueue(Task("t"), task_id="a", max_retry=-3).max_retry == 0
+    assert msg(r, "default", "a").retry == 0
+
+
+def test_deadline_only_has_no_timeout(client: Any, r: redis.Redis) -> None:
+    client.enqueue(Task("t"), task_id="a", deadline=time.time() + 60)
+    m = msg(r, "default", "a")
+    assert m.timeout == 0
+    assert abs(m.deadline - (time.time() + 60)) < 2
+
+
+def test_unique(client: Any, r: redis.Redis) -> None:
+    info = client.enqueue(Task("email:send", b"x"), task_id="u1", unique=3600)
+    lock = keys.unique_key("default", "email:send", b"x")
+    assert r.get(lock) == b"u1"
+    assert 3598 <= r.ttl(lock) <= 3600
+    assert hash_of(r, "default", "u1")["unique_key"] == lock.encode()
+    assert msg(r, "default", "u1").unique_key == lock
+    assert info.state is TaskState.PENDING
+    with pytest.raises(DuplicateTaskError, match=r"^task already exists$"):
+        client.enqueue(Task("email:send", b"x"), task_id="u2", unique=3600)
+    assert not r.exists(keys.task_key("default", "u2"))
+    # Another payload, another queue, a nil payload: independent locks.
+    client.enqueue(Task("email:send", b"y"), task_id="u3", unique=60)
+    client.enqueue(Task("email:send", b"x"), task_id="u4", unique=60, queue="other")
+    client.enqueue(Task("email:send"), task_id="u5", unique=60)
+    client.enqueue(Task("email:send", b""), task_id="u6", unique=60)
+    assert r.get("asynq:{default}:unique:email:send:") == b"u5"
+    assert r.get("asynq:{default}:unique:email:send:d41d8cd98f00b204e9800998ecf8427e") == b"u6"
+
+
+def test_process_in_schedules(client: Any, r: redis.Redis) -> None:
+    before = time.time()
+    info = client.enqueue(Task("t", b"x"), task_id="s1", process_in=10)
+    assert info.state is TaskState.SCHEDULED
+    assert info.next_process_at is not None
+    assert abs(info.next_process_at.timestamp() - (before + 10)) < 2
+    [(member, score)] = r.zrange(keys.scheduled_key("default"), 0, -1, withscores=True)
+    assert member == b"s1" and abs(score - (before + 10)) < 2 and score == int(score)
+    assert hash_of(r, "default", "s1").keys() == {"msg", "state"}
+    assert hash_of(r, "default", "s1")["state"] == b"scheduled"
+    assert not r.exists(keys.pending_key("default"))
+
+
+def test_process_at(client: Any, r: redis.Redis) -> None:
+    at = datetime(2100, 1, 1, tzinfo=UTC)
+    info = client.enqueue(Task("t"), task_id="s1", process_at=at)
+    assert (info.state, info.next_process_at) == (TaskState.SCHEDULED, at)
+    assert r.zscore(keys.scheduled_key("default"), "s1") == 4102444800
+    # In the past: straight to pending, next_process_at = now.
+    info = client.enqueue(Task("t"), task_id="p1", process_at=time.time() - 3600)
+    assert info.state is TaskState.PENDING
+    assert info.next_process_at is not None
+    assert abs(info.next_process_at.timestamp() - time.time()) < 2
+    assert r.lrange(keys.pending_key("default"), 0, -1) == [b"p1"]
+
+
+def test_scheduled_unique_lock_covers_the_wait(client: Any, r: redis.Redis) -> None:
+    client.enqueue(Task("t", b"x"), task_id="s1", process_in=100, unique=60)
+    lock = keys.unique_key("default", "t", b"x")
+    assert r.get(lock) == b"s1"
+    assert 157 <= r.ttl(lock) <= 160
+    assert hash_of(r, "default", "s1")["unique_key"] == lock.encode()
+    with pytest.raises(DuplicateTaskError):
+        client.enqueue(Task("t", b"x"), task_id="s2", process_in=100, unique=60)
+
+
+def test_scheduled_unique_lock_truncates_only_the_sum(client: Any, r: redis.Redis) -> None:
+    # Go: int((process-at + 1.5 s) - now) = 11 for ProcessIn(10 s), Unique(1.5 s).
+    client.enqueue(Task("t", b"x"), task_id="s1", process_in=10, unique=1.5)
+    pttl = r.pttl(keys.unique_key("default", "t", b"x"))
+    assert 10_500 < pttl <= 11_000
+    call = enqueue_call(
+        codec.TaskMessage(type="t", id="i", queue="q", unique_key="k"),
+        now_ns=1_000 * 10**9,
+        process_at=1_010.0,
+        unique_ttl=1.5,
+    )
+    assert (call.script, call.args[1]) == ("schedule_unique", 11)
+    call = enqueue_call(
+        codec.TaskMessage(type="t", id="i", queue="q", unique_key="k"),
+        now_ns=1_000 * 10**9,
+        process_at=1_000.0,
+        unique_ttl=1.9,
+    )
+    assert (call.script, call.args[1]) == ("enqueue_unique", 1)
+
+
+def test_group(client: Any, r: redis.Redis) -> None:
+    before = int(time.time())
+    info = client.enqueue(Task("digest", b"a"), task_id="g-a", group="g1")
+    assert (info.state, info.group, info.next_process_at) == (TaskState.AGGREGATING, "g1", None)
+    h = hash_of(r, "default", "g-a")
+    assert h.keys() == {"msg", "state", "group"}
+    assert (h["state"], h["group"]) == (b"aggregating", b"g1")
+    assert msg(r, "default", "g-a").group_key == "g1"
+    [(member, score)] = r.zrange(keys.group_key("default", "g1"), 0, -1, withscores=True)
+    assert member == b"g-a" and before <= score <= time.time()
+    assert r.smembers(keys.groups_key("default")) == {b"g1"}
+
+
+def test_group_unique_hash_has_no_unique_key(client: Any, r: redis.Redis) -> None:
+    client.enqueue(Task("digest", b"a"), task_id="g-a", group="g1", unique=60)
+    lock = keys.unique_key("default", "digest", b"a")
+    assert r.get(lock) == b"g-a" and 58 <= r.ttl(lock) <= 60
+    assert "unique_key" not in hash_of(r, "default", "g-a")
+    assert msg(r, "default", "g-a").unique_key == lock
+    with pytest.raises(DuplicateTaskError):
+        client.enqueue(Task("digest", b"a"), task_id="g-b", group="g1", unique=60)
+
+
+def test_group_with_future_process_at_is_scheduled_without_group_field(
+    client: Any, r: redis.Redis
+) -> None:
+    info = client.enqueue(Task("digest"), task_id="g-s", group="g1", process_in=3600)
+    assert info.state is TaskState.SCHEDULED and info.group == "g1"
+    assert "group" not in hash_of(r, "default", "g-s")
+    assert msg(r, "default", "g-s").group_key == "g1"
+    assert not r.exists(keys.groups_key("default"))
+
+
+def test_pending_order_newest_at_head(client: Any, r: redis.Redis) -> None:
+    for tid in ("a", "b", "c"):
+        client.enqueue(Task("t"), task_id=tid)
+    assert r.lrange(keys.pending_key("default"), 0, -1) == [b"c", b"b", b"a"]
+
+
+def test_unicode_names(client: Any, r: redis.Redis) -> None:
+    client.enqueue(Task("メール:送信", "hé".encode()), queue="élevé", task_id="tâche-1", group="グ")
+    m = msg(r, "élevé", "tâche-1")
+    assert (m.type, m.queue, m.id, m.group_key) == ("メール:送信", "élevé", "tâche-1", "グ")
+    assert r.smembers(keys.ALL_QUEUES) == {"élevé".encode()}
+
+
+def test_task_from_json(client: Any, r: redis.Redis) -> None:
+    client.enqueue(Task.from_json("t", {"to": "é", "n": 1}), task_id="j")
+    assert msg(r, "default", "j").payload == '{"to":"é","n":1}'.encode()
+
+
+# -------------------------------------------------------------------------- merging
+
+
+def test_task_defaults_are_overridden_at_enqueue(client: Any, r: redis.Redis) -> None:
+    task = Task(
+        "t",
+        b"x",
+        headers={"a": "task", "b": "task"},
+        queue="low",
+        max_retry=3,
+        timeout=60,
+        retention=10,
+        process_in=3600,
+        task_id="from-task",
+    )
+    info = client.enqueue(
+        task,
+        queue="high",
+        headers={"b": "call", "c": "call"},
+        process_at=time.time() - 1,
+        task_id="from-call",
+    )
+    assert info.state is TaskState.PENDING  # process_in of the task was replaced
+    assert (info.queue, info.id, info.max_retry) == ("high", "from-call", 3)
+    assert info.headers == {"a": "task", "b": "call", "c": "call"}
+    m = msg(r, "high", "from-call")
+    assert (m.retry, m.timeout, m.retention) == (3, 60, 10)
+    assert m.headers == {"a": "task", "b": "call", "c": "call"}
+    assert r.lrange(keys.pending_key("high"), 0, -1) == [b"from-call"]
+    assert not r.exists(keys.scheduled_key("high"), keys.task_key("low", "from-task"))
+    assert task.headers == {"a": "task", "b": "task"}  # the task is not changed
+
+
+def test_task_options_alone_apply(client: Any, r: redis.Redis) -> None:
+    task = Task("t", queue="low", process_in=60, unique=30, task_id="x")
+    info = client.enqueue(task)
+    assert (info.state, info.queue) == (TaskState.SCHEDULED, "low")
+    assert r.get(keys.unique_key("low", "t", None)) == b"x"
+    # The same task object again: the lock holds.
+    with pytest.raises(DuplicateTaskError):
+        client.enqueue(task)
+
+
+def test_process_in_at_the_call_replaces_process_at_of_the_task(
+    client: Any, r: redis.Redis
+) -> None:
+    task = Task("t", process_at=datetime(2100, 1, 1, tzinfo=UTC), task_id="x")
+    client.enqueue(task, process_in=10)
+    score = r.zscore(keys.scheduled_key("default"), "x")
+    assert score is not None and abs(score - (time.time() + 10)) < 2
+
+
+# ---------------------------------------------------------------------- enqueue_many
+
+
+def test_enqueue_many_mixed_results_in_order(client: Any, r: redis.Redis) -> None:
+    client.enqueue(Task("t", b"held"), task_id="held", unique=60)
+    results = client.enqueue_many(
+        [
+            Task("t", b"1", task_id="a"),
+            (Task("t", b"2"), Options(task_id="a")),  # conflicts with the first
+            (Task("t", b"3"), Options(task_id="b", queue="other")),
+            (Task("t", b"held"), Options(task_id="c", unique=60)),  # duplicate
+            (Task("t", b"4"), Options(task_id="d", process_in=100)),
+            Task("t", b"5", task_id="e", group="g"),
+            Task("t", b"6", task_id="f"),
+        ]
+    )
+    assert [type(x.error) for x in results] == [
+        type(None),
+        TaskIDConflictError,
+        type(None),
+        DuplicateTaskError,
+        type(None),
+        type(None),
+        type(None),
+    ]
+    ok = [x.info for x in results if x.info is not None]
+    assert [i.id for i in ok] == ["a", "b", "d", "e", "f"]
+    assert [i.state for i in ok] == [
+        TaskState.PENDING,
+        TaskState.PENDING,
+        TaskState.SCHEDULED,
+        TaskState.AGGREGATING,
+        TaskState.PENDING,
+    ]
+    assert results[1].info is None and results[3].info is None
+    assert r.lrange(keys.pending_key("default"), 0, -1) == [b"f", b"a", b"held"]
+    assert msg(r, "default", "a").payload == b"1"  # not overwritten by the conflict
+    assert r.lrange(keys.pending_key("other"), 0, -1) == [b"b"]
+    assert r.zrange(keys.scheduled_key("default"), 0, -1) == [b"d"]
+    assert r.zrange(keys.group_key("default", "g"), 0, -1) == [b"e"]
+    assert not r.exists(keys.task_key("default", "c"))
+    assert r.smembers(keys.ALL_QUEUES) == {b"default", b"other"}
+
+
+def test_enqueue_many_empty(client: Any, r: redis.Redis) -> None:
+    assert client.enqueue_many([]) == []
+    assert r.dbsize() == 0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(["not a task"], id="str"),
+        pytest.param([(Task("t"), {"queue": "q"})], id="dict-options"),
+        pytest.param([(Task("t"),)], id="1-tuple"),
+        pytest.param([(Task("t"), Options(), Options())], id="3-tuple"),
+    ],
+)
+def test_enqueue_many_bad_item_writes_nothing(client: Any, r: redis.Redis, bad: list[Any]) -> None:
+    with pytest.raises(TypeError):
+        client.enqueue_many([Task("t", task_id="ok"), *bad])
+    assert r.dbsize() == 0
+
+
+# ------------------------------------------------------------------------ typed errors
+
+
+def test_task_id_conflict(client: Any, r: redis.Redis) -> None:
+    client.enqueue(Task("t", b"1"), task_id="x")
+    with pytest.raises(TaskIDConflictError, match=r"^task ID conflicts with another task$"):
+        client.enqueue(Task("t", b"2"), task_id="x")
+    with pytest.raises(TaskIDConflictError):
+        client.enqueue(Task("t", b"3"), task_id="x", process_in=60)
+    with pytest.raises(TaskIDConflictError):
+        client.enqueue(Task("t", b"4"), task_id="x", group="g")
+    # Unique + conflicting id: Go leaves the fresh lock behind; so do we.
+    with pytest.raises(TaskIDConflictError):
+        client.enqueue(Task("t", b"5"), task_id="x", unique=60)
+    assert r.get(keys.unique_key("default", "t", b"5")) == b"x"
+    assert msg(r, "default", "x").payload == b"1"
+    assert r.lrange(keys.pending_key("default"), 0, -1) == [b"x"]
+    # Same id in another queue is fine.
+    client.enqueue(Task("t"), task_id="x", queue="other")
+
+
+def test_errors_are_pyasynq_errors() -> None:
+    assert issubclass(TaskIDConflictError, pyasynq.PyAsynqError)
+    assert issubclass(DuplicateTaskError, pyasynq.PyAsynqError)
+    assert issubclass(BrokerError, pyasynq.PyAsynqError)
+
+
+def test_redis_failure_is_broker_error(client: Any, r: redis.Redis) -> None:
+    r.set(keys.pending_key("default"), "not a list")
+    with pytest.raises(BrokerError, match="WRONGTYPE"):
+        client.enqueue(Task("t"), task_id="x")
+
+
+def test_failed_queue_registration_is_not_silent(client: Any, r: redis.Redis) -> None:
+    # A task whose queue is not in asynq:queues is invisible to Inspector/CLI/asynqmon.
+    r.set(keys.ALL_QUEUES, "not a set")
+    with pytest.raises(BrokerError, match=r"asynq:queues.*WRONGTYPE"):
+        client.enqueue(Task("t"), task_id="x")
+    [res] = client.enqueue_many([Task("t", task_id="y")])
+    assert isinstance(res.error, BrokerError) and res.info is None
+
+
+# ---------------------------------------------------------------------- connections
+
+
+def test_url_with_a_database_number(make: Make, redis_url: str, r: redis.Redis) -> None:
+    url = redis_url.rsplit("/", 1)[0] + "/3"
+    r3 = redis.Redis.from_url(url)
+    r3.flushdb()
+    try:
+        c = make(url)
+        c.enqueue(Task("t"), task_id="in-3")
+        assert r3.lrange(keys.pending_key("default"), 0, -1) == [b"in-3"]
+        assert r.dbsize() == 0
+        assert repr(c.inner if hasattr(c, "inner") else c).endswith("/3>>")
+    finally:
+        r3.flushdb()
+        r3.close()
+
+
+def test_unix_socket_url(make: Make, tmp_path: Path) -> None:
+    sock = tmp_path / "redis.sock"
+    server = EmbeddedRedis(
+        tmp_path / "data",
+        persistent=False,
+        extra_args=["--unixsocket", str(sock), "--unixsocketperm", "700"],
+    ).start()
+    try:
+        c = make(f"unix://{sock}?db=2")
+        c.ping()
+        c.enqueue(Task("t"), task_id="via-socket")
+        direct = redis.Redis(unix_socket_path=str(sock), db=2)
+        assert direct.lrange(keys.pending_key("default"), 0, -1) == [b"via-socket"]
+        direct.close()
+    finally:
+        server.stop()
+
+
+def test_username_and_password(make: Make, redis_url: str, r: redis.Redis) -> None:
+    user, password = f"pyasynq-{uuid.uuid4().hex[:8]}", "s3cret-Pa55"
+    r.acl_setuser(
+        user,
+        enabled=True,
+        passwords=[f"+{password}"],
+        keys=["asynq:*"],
+        commands=["+@all"],
+    )
+    try:
+        hostport = redis_url.split("://", 1)[1].rsplit("/", 1)[0]
+        c = make(f"redis://{user}:{password}@{hostport}/0")
+        c.ping()
+        c.enqueue(Task("t"), task_id="acl")
+        assert r.lrange(keys.pending_key("default"), 0, -1) == [b"acl"]
+        bad = make(f"redis://{user}:wrong-{password}@{hostport}/0")
+        with pytest.raises(BrokerError) as err:
+            bad.ping()
+        assert password not in str(err.value)
+    finally:
+        r.acl_deluser(user)
+
+
+def test_rediss_requires_certificate_verification(make: Make) -> None:
+    c = make("rediss://user:pw@redis.example.invalid:6380/2")
+    inner = c.inner if hasattr(c, "inner") else c
+    pool = inner._broker.redis.connection_pool
+    conn = pool.make_connection()
+    if make.kind == "sync":  # type: ignore[attr-defined]
+        assert isinstance(conn, redis.connection.SSLConnection)
+        assert conn.cert_reqs == ssl.CERT_REQUIRED and conn.check_hostname
+    else:
+        assert isinstance(conn, aioredis.connection.SSLConnection)
+        assert conn.ssl_context.cert_reqs == ssl.CERT_REQUIRED
+        assert conn.ssl_context.check_hostname
+    kw = pool.connection_kwargs
+    assert (kw["host"], kw["port"], kw["db"]) == ("redis.example.invalid", 6380, 2)
+    assert "pw" not in repr(inner)
+
+
+@pytest.mark.parametrize(
+    ("target", "exc"),
+    [
+        ("http://localhost:6379", ValueError),
+        ("redis-sentinel://localhost:26379", ValueError),
+        ("redis://localhost:6379/0?decode_responses=True", ValueError),
+        (6379, TypeError),
+        (None, TypeError),
+    ],
+)
+def test_bad_targets(make: Make, target: Any, exc: type[Exception]) -> None:
+    with pytest.raises(exc):
+        make(target)
+
+
+def test_sync_client_refuses_an_async_redis(redis_url: str) -> None:
+    with pytest.raises(TypeError, match="redis-py client"):
+        pyasynq.Client(aioredis.Redis.from_url(redis_url))
+
+
+def test_decode_responses_client_is_refused(redis_url: str) -> None:
+    rc = redis.Redis.from_url(redis_url, decode_responses=True)
+    with pytest.raises(ValueError, match="decode_responses=False"):
+        pyasynq.Client(rc)
+    rc.close()
+
+
+def test_handed_in_sync_client_is_not_closed(redis_url: str, r: redis.Redis) -> None:
+    rc = redis.Redis.from_url(redis_url)
+    ident = rc.client_id()
+    with pyasynq.Client(rc) as c:
+        c.enqueue(Task("t"), task_id="x")
+    c.close()  # twice is fine
+    assert rc.client_id() == ident  # same connection: nothing was disconnected
+    assert r.lrange(keys.pending_key("default"), 0, -1) == [b"x"]
+    rc.close()
+
+
+async def test_handed_in_async_client_is_not_closed(redis_url: str, r: redis.Redis) -> None:
+    rc = aioredis.Redis.from_url(redis_url)
+    ident = await rc.client_id()
+    async with pyasynq.AsyncClient(rc) as c:
+        await c.enqueue(Task("t"), task_id="x")
+    await c.aclose()
+    assert await rc.client_id() == ident
+    assert r.lrange(keys.pending_key("default"), 0, -1) == [b"x"]
+    await rc.aclose()
+
+
+def test_owned_client_is_closed(redis_url: str, r: redis.Redis) -> None:
+    c = pyasynq.Client(redis_url)
+    c.enqueue(Task("t"), task_id="x")
+    [conn] = c._broker.redis.connection_pool._available_connections
+    assert conn._sock is not None
+    c.close()
+    assert conn._sock is None  # disconnected
+
+
+async def test_async_client_natively(redis_url: str, r: redis.Redis) -> None:
+    async with pyasynq.AsyncClient(redis_url) as c:
+        await c.ping()
+        infos = await asyncio.gather(*(c.enqueue(Task("t"), task_id=f"t{i}") for i in range(5)))
+    assert {i.id for i in infos} == {f"t{i}" for i in range(5)}
+    assert r.llen(keys.pending_key("default")) == 5
+
+
+def test_ping_against_a_dead_port_hides_the_password(make: Make) -> None:
+    port = free_port()
+    c = make(f"redis://admin:hunter2-secret@127.0.0.1:{port}/0")
+    with pytest.raises(BrokerError) as err:
+        c.ping()
+    assert "hunter2" not in str(err.value)
+    assert f"127.0.0.1:{port}" in str(err.value)
+    with pytest.raises(BrokerError) as err:
+        c.enqueue(Task("t"))
+    assert "hunter2" not in str(err.value)
+    inner = c.inner if hasattr(c, "inner") else c
+    assert "hunter2" not in repr(inner)
+
+
+# --------------------------------------------------------------- bad input, nothing written
+
+
+BAD_CALLS: list[Any] = [
+    pytest.param(lambda c: c.enqueue(Task("")), ValueError, "blank", id="blank-type"),
+    pytest.param(lambda c: c.enqueue(Task("  \t")), ValueError, "blank", id="space-type"),
+    pytest.param(lambda c: c.enqueue(Task("t"), queue=""), ValueError, "blank", id="blank-queue"),
+    pytest.param(lambda c: c.enqueue(Task("t"), queue=" "), ValueError, "blank", id="space-queue"),
+    pytest.param(lambda c: c.enqueue(Task("t"), task_id=""), ValueError, "blank", id="blank-id"),
+    pytest.param(lambda c: c.enqueue(Task("t"), group="  "), ValueError, "blank", id="blank-group"),
+    pytest.param(lambda c: c.enqueue(Task("t"), unique=0.5), ValueError, "unique", id="unique<1s"),
+    pytest.param(lambda c: c.enqueue(Task("t"), unique=0), ValueError, "unique", id="unique=0"),
+    pytest.param(
+        lambda c: c.enqueue(Task("t", "text")), TypeError, "Task.from_json", id="str-payload"
+    ),
+    pytest.param(
+        lambda c: c.enqueue(Task("t", {"a": 1})), TypeError, "Task.from_json", id="dict-payload"
+    ),
+    pytest.param(lambda c: c.enqueue(Task("t"), queue="a{b}"), ValueError, "brace", id="brace"),
+    pytest.param(lambda c: c.enqueue(Task("t"), queue="a}"), ValueError, "brace", id="brace2"),
+    pytest.param(lambda c: c.enqueue(Task("a\nb")), ValueError, "control", id="ctl-type"),
+    pytest.param(lambda c: c.enqueue(Task("t"), queue="q\x00"), ValueError, "control", id="ctl-q"),
+    pytest.param(lambda c: c.enqueue(Task("t"), task_id="i\r"), ValueError, "control", id="ctl-id"),
+    pytest.param(
+        lambda c: c.enqueue(Task("t"), group="g\x1b"), ValueError, "control", id="ctl-group"
+    ),
+    pytest.param(
+        lambda c: c.enqueue(Task("t"), process_at=datetime(2100, 1, 1)),
+        ValueError,
+        "timezone",
+        id="naive-datetime",
+    ),
+    pytest.param(
+        lambda c: c.enqueue(Task("t"), process_at=1.0, process_in=1.0),
+        ValueError,
+        "not both",
+        id="at-and-in",
+    ),
+    pytest.param(lambda c: c.enqueue("t"), TypeError, "Task", id="not-a-task"),
+    pytest.param(
+        lambda c: c.enqueue(Task("t"), headers={"k": 1}), TypeError, "headers", id="headers"
+    ),
+    pytest.param(lambda c: c.enqueue(Task("t"), max_retry="3"), TypeError, "max_retry", id="mr"),
+    pytest.param(
+        lambda c: c.enqueue(Task("t"), max_retry=2**31), ValueError, "max_retry", id="mr-big"
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "exc", "match"), BAD_CALLS)
+def test_bad_input_is_refused_before_anything_is_written(
+    client: Any, r: redis.Redis, call: Callable[[Any], Any], exc: type[Exception], match: str
+) -> None:
+    with pytest.raises(exc, match=match):
+        call(client)
+    assert r.dbsize() == 0
+
+
+def test_unicode_names_are_accepted_and_other_braces_too(client: Any, r: redis.Redis) -> None:
+    client.enqueue(Task("型{x}"), queue="ü:q", task_id="{id}", group="g{1}")
+    assert r.zrange(keys.group_key("ü:q", "g{1}"), 0, -1) == [b"{id}"]
