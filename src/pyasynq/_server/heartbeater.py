@@ -1,0 +1,125 @@
+"""Heartbeater: publishes the server and worker state and extends the leases of running
+tasks (wire spec 3.13 and 3.19).
+
+It runs on its own thread, with its own event loop and connection pool, so that a handler
+that blocks the server's event loop (CPU-bound code in an ``async def``) or hogs the GIL in
+a sync handler cannot stop the leases from being extended while the process is alive.
+Leases are extended only up to the task's deadline: a handler that overruns it loses its
+lease, and pyasynq's fenced writes keep a stale worker from overwriting the task later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from pyasynq._rdb.codec import ServerInfo, WorkerInfo
+from pyasynq._rdb.ops import processing, state
+from pyasynq.errors import BrokerError
+
+from .base import ActiveTask, Runtime
+
+if TYPE_CHECKING:
+    from pyasynq._async.broker import AsyncBroker
+
+_NS = 1_000_000_000
+
+
+class Heartbeater:
+    name = "heartbeater"
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.interval = rt.config.seconds("heartbeat_interval")
+        self.lease = rt.config.seconds("lease_duration")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.beats = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._main, name="pyasynq-heartbeater", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop beating and clear the server state from Redis (the last shutdown step)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _main(self) -> None:
+        asyncio.run(self._loop())
+
+    async def _loop(self) -> None:
+        broker = self.rt.broker.clone()
+        try:
+            while True:
+                try:
+                    await self.beat(broker)
+                except Exception as exc:
+                    self.rt.log.warn("heartbeater: %s", exc)
+                # This loop serves only the heartbeater, so a blocking wait is fine here.
+                if self._stop.wait(self.interval):
+                    break
+            try:
+                ident = self.rt.identity
+                ops = state.clear_server_state(ident.host, ident.pid, ident.server_id)
+                state.check_replies(await broker.run_many(ops))
+            except BrokerError as exc:
+                self.rt.log.warn("heartbeater: could not clear server state: %s", exc)
+        finally:
+            await broker.aclose()
+
+    async def beat(self, broker: AsyncBroker) -> None:
+        rt = self.rt
+        now = rt.clock.now()
+        tasks = rt.workers.snapshot()
+        ident = rt.identity
+        info = ServerInfo(
+            host=ident.host,
+            pid=ident.pid,
+            server_id=ident.server_id,
+            concurrency=rt.config.concurrency,
+            queues=rt.config.positive_queues(),
+            strict_priority=rt.config.strict_priority,
+            status=rt.status,
+            start_time_ns=int(rt.started_at * _NS),
+            active_worker_count=len(tasks),
+        )
+        workers = [
+            WorkerInfo(
+                host=ident.host,
+                pid=ident.pid,
+                server_id=ident.server_id,
+                task_id=t.msg.id,
+                task_type=t.msg.type,
+                task_payload=t.msg.payload,
+                queue=t.msg.queue,
+                start_time_ns=int(t.started * _NS),
+                deadline_ns=int(t.deadline * _NS),
+            )
+            for t in tasks
+        ]
+        ttl = max(1, round(2 * self.interval))
+        state.check_replies(
+            await broker.run_many(state.write_server_state(info, workers, now, ttl))
+        )
+        await self.extend_leases(broker, tasks, now)
+        self.beats += 1
+
+    async def extend_leases(self, broker: AsyncBroker, tasks: list[ActiveTask], now: float) -> None:
+        by_queue: dict[str, list[ActiveTask]] = defaultdict(list)
+        for t in tasks:
+            if now >= t.lease_until:
+                # Too late: someone else may own it now. Tell the worker to give up.
+                t.lease_lost.set()
+                if t.waker is not None:
+                    t.waker()
+            elif now < t.deadline:
+                by_queue[t.msg.queue].append(t)
+        until = now + self.lease
+        for q, group in by_queue.items():
+            op = processing.extend_leases(q, [(t.msg.id, t.token) for t in group], until)
+            extended = processing.extend_leases_result(await broker.run(op))
+            self.rt.workers.extend(extended, until)

@@ -1,0 +1,62 @@
+"""Recoverer: finds tasks whose lease expired (their worker died or stalled) and sends
+them to retry or the archive; then returns stale aggregation sets to their groups
+(wire spec 3.13, 3.15).
+
+pyasynq counts these recoveries per task: a task that has killed its worker
+``max_crash_recoveries`` times is archived instead of looping forever.
+"""
+
+from __future__ import annotations
+
+from pyasynq._rdb.ops import aggregation, processing
+from pyasynq.errors import LeaseExpiredError
+from pyasynq.task import Task
+
+from .base import Component, Runtime, run_write
+
+LEASE_EXPIRED = "asynq: task lease expired"
+
+
+class Recoverer(Component):
+    name = "recoverer"
+
+    def __init__(self, rt: Runtime) -> None:
+        super().__init__(rt, rt.config.seconds("recoverer_interval"), run_at_start=True)
+        self.lease = rt.config.seconds("lease_duration")
+
+    async def exec(self) -> None:
+        rt, cfg = self.rt, self.rt.config
+        now = rt.clock.now()
+        for q in rt.queues:
+            reply = await rt.broker.run(processing.list_lease_expired(q, now - self.lease))
+            for leased in processing.list_lease_expired_result(q, reply):
+                msg, crashes = leased.msg, leased.crashes
+                if msg is None:
+                    rt.log.error(
+                        "task %s in %s: %s; quarantined", leased.task_id, q, leased.problem
+                    )
+                    await rt.broker.run(processing.quarantine(q, leased.task_id, leased.problem))
+                    continue
+                if crashes + 1 >= cfg.max_crash_recoveries or msg.retried >= msg.retry:
+                    reason = LEASE_EXPIRED
+                    if crashes + 1 >= cfg.max_crash_recoveries:
+                        reason = (
+                            f"{LEASE_EXPIRED} ({crashes + 1} times: the task may be killing "
+                            "its worker)"
+                        )
+                    op = processing.archive(msg, now, reason, "", crashed=True)
+                else:
+                    err = LeaseExpiredError()
+                    task = Task(msg.type, msg.payload, headers=msg.headers or None)
+                    d = cfg.retry_delay_func(msg.retried, err, task)
+                    delay = d.total_seconds() if hasattr(d, "total_seconds") else float(d)
+                    op = processing.retry(
+                        msg, now, now + delay, LEASE_EXPIRED, bool(cfg.is_failure(err)), "",
+                        crashed=True,
+                    )  # fmt: skip
+                try:
+                    await run_write(rt, op)
+                    rt.log.warn("recoverer: task %s in %s had an expired lease", msg.id, q)
+                except processing.DEFINITIVE_ERRORS as exc:
+                    rt.log.debug("recoverer: task %s: %s", msg.id, exc)
+            await rt.broker.run(aggregation.reclaim_stale_aggregation_sets(q, now))

@@ -1,0 +1,47 @@
+"""Subscriber: listens on asynq:cancel and cancels the named task if it runs here
+(wire spec 3.16). Resubscribes after a failure."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from pyasynq._rdb import keys
+
+from .base import Component, Runtime
+
+
+class Subscriber(Component):
+    name = "subscriber"
+
+    def __init__(self, rt: Runtime) -> None:
+        super().__init__(rt, rt.config.seconds("subscriber_retry_interval"))
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        while not self.done.is_set():
+            listen = asyncio.create_task(self._listen())
+            stop = asyncio.create_task(self.done.wait())
+            await asyncio.wait({listen, stop}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if self.done.is_set():
+                listen.cancel()
+                await asyncio.gather(listen, return_exceptions=True)
+                return
+            exc = listen.exception()
+            self.rt.log.warn("subscriber: %s; retrying in %ss", exc, self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.done.wait(), self.interval)
+
+    async def _listen(self) -> None:
+        stream = self.rt.broker.messages(keys.CANCEL_CHANNEL, on_subscribed=self.ready.set)
+        async for data in stream:
+            self.cancel(data.decode("utf-8", "replace"))
+
+    def cancel(self, task_id: str) -> None:
+        t = self.rt.workers.get(task_id)
+        if t is None:
+            return
+        t.cancel_requested = True
+        if t.waker is not None:
+            t.waker()

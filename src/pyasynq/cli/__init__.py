@@ -1,0 +1,48 @@
+"""The ``pyasynq`` command line. One module per noun; this one dispatches.
+
+User mistakes (bad flags, unknown queue, unreachable Redis) end with one clear line on
+stderr and a non-zero status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import worker
+from .common import UsageError
+
+__all__ = ["UsageError", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pyasynq", description="Run and operate pyasynq (asynq-compatible) task queues."
+    )
+    parser.add_argument(
+        "--redis-url",
+        help="Redis URL (default: $PYASYNQ_REDIS_URL, $REDIS_URL, else an embedded server)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    worker.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"pyasynq: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

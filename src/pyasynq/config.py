@@ -1,0 +1,145 @@
+"""Server configuration: a frozen, keyword-only dataclass validated at construction.
+
+Defaults are asynq's (wire spec sections 4 and 8). The timing fields that asynq hard-codes
+(heartbeat, lease, recoverer, syncer) are configuration here so tests and tight deployments
+can shorten them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import reduce
+from typing import Any
+
+from .log import LogLevel
+from .options import check_name
+from .task import Task
+
+__all__ = ["ServerConfig", "default_retry_delay"]
+
+RetryDelayFunc = Callable[[int, BaseException, Task], "float | timedelta"]
+ErrorHandler = Callable[[Task, BaseException], "Awaitable[None] | None"]
+GroupAggregator = Callable[[str, list[Task]], "Task | Awaitable[Task]"]
+HealthCheckFunc = Callable[["BaseException | None"], "Awaitable[None] | None"]
+
+
+def default_retry_delay(retried: int, error: BaseException, task: Task) -> float:
+    """asynq's default backoff: n⁴ + 15 + rand[0, 29]·(n + 1) seconds, n = retries so far."""
+    n = retried
+    return float(n**4 + 15 + random.randint(0, 29) * (n + 1))
+
+
+def _default_is_failure(error: BaseException) -> bool:
+    return True
+
+
+def _secs(value: float | timedelta, what: str, *, minimum: float = 0.0) -> float:
+    s = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(s, bool) or not isinstance(s, int | float) or not math.isfinite(s):
+        raise TypeError(f"{what} must be seconds (a number) or a timedelta, got {value!r}")
+    if s < minimum or (minimum == 0 and s <= 0):
+        need = f"at least {minimum}" if minimum else "positive"
+        raise ValueError(f"{what} must be {need} seconds, got {s}")
+    return float(s)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    """Everything a Server can be told. Durations are seconds or timedeltas."""
+
+    concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
+    queues: Mapping[str, int] = field(default_factory=lambda: {"default": 1})
+    strict_priority: bool = False
+    retry_delay_func: RetryDelayFunc = default_retry_delay
+    is_failure: Callable[[BaseException], bool] = _default_is_failure
+    error_handler: ErrorHandler | None = None
+    logger: Any = None  # stdlib Logger or any object with asynq's five levels
+    log_level: LogLevel | str = LogLevel.INFO
+    shutdown_timeout: float | timedelta = 8.0
+    health_check_func: HealthCheckFunc | None = None
+    health_check_interval: float | timedelta = 15.0
+    task_check_interval: float | timedelta = 1.0
+    delayed_task_check_interval: float | timedelta = 5.0
+    group_grace_period: float | timedelta = 60.0
+    group_max_delay: float | timedelta = 0.0
+    group_max_size: int = 0
+    group_aggregator: GroupAggregator | None = None
+    janitor_interval: float | timedelta = 8.0
+    janitor_batch_size: int = 100
+    # asynq's internal constants, configurable here.
+    heartbeat_interval: float | timedelta = 5.0
+    lease_duration: float | timedelta = 30.0
+    recoverer_interval: float | timedelta = 60.0
+    syncer_interval: float | timedelta = 5.0
+    subscriber_retry_interval: float | timedelta = 5.0
+    max_crash_recoveries: int = 3
+    drop_abandoned_threads_after: float | timedelta = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int):
+            raise TypeError(f"concurrency must be an int, got {self.concurrency!r}")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
+        if not isinstance(self.queues, Mapping) or not self.queues:
+            raise ValueError("queues must be a non-empty mapping of queue name to priority")
+        for name, prio in self.queues.items():
+            check_name(name, "queue", queue=True)
+            if isinstance(prio, bool) or not isinstance(prio, int):
+                raise TypeError(f"priority of queue {name!r} must be an int, got {prio!r}")
+        if not any(p > 0 for p in self.queues.values()):
+            raise ValueError("at least one queue needs a positive priority")
+        for fname in ("retry_delay_func", "is_failure"):
+            if not callable(getattr(self, fname)):
+                raise TypeError(f"{fname} must be callable")
+        for fname in ("error_handler", "health_check_func", "group_aggregator"):
+            value = getattr(self, fname)
+            if value is not None and not callable(value):
+                raise TypeError(f"{fname} must be callable or None")
+        LogLevel.parse(self.log_level)
+        _secs(self.shutdown_timeout, "shutdown_timeout")
+        _secs(self.health_check_interval, "health_check_interval")
+        _secs(self.task_check_interval, "task_check_interval")
+        _secs(self.delayed_task_check_interval, "delayed_task_check_interval")
+        _secs(self.group_grace_period, "group_grace_period", minimum=1.0)
+        if _seconds(self.group_max_delay) < 0:
+            raise ValueError("group_max_delay must be 0 (no limit) or positive")
+        if self.group_max_size < 0:
+            raise ValueError("group_max_size must be 0 (no limit) or positive")
+        _secs(self.janitor_interval, "janitor_interval")
+        if self.janitor_batch_size < 1:
+            raise ValueError("janitor_batch_size must be at least 1")
+        hb = _secs(self.heartbeat_interval, "heartbeat_interval")
+        lease = _secs(self.lease_duration, "lease_duration")
+        if lease < 2 * hb:
+            raise ValueError(
+                f"lease_duration ({lease}s) must be at least twice heartbeat_interval ({hb}s), "
+                "or leases expire between extensions"
+            )
+        _secs(self.recoverer_interval, "recoverer_interval")
+        _secs(self.syncer_interval, "syncer_interval")
+        _secs(self.subscriber_retry_interval, "subscriber_retry_interval")
+        if self.max_crash_recoveries < 1:
+            raise ValueError("max_crash_recoveries must be at least 1")
+
+    def seconds(self, name: str) -> float:
+        """A duration field as float seconds."""
+        return _seconds(getattr(self, name))
+
+    def normalized_queues(self) -> dict[str, int]:
+        """Queues with priority > 0, priorities divided by their GCD (asynq's rule)."""
+        qs = {q: p for q, p in self.queues.items() if p > 0}
+        g = reduce(math.gcd, qs.values())
+        return {q: p // g for q, p in qs.items()}
+
+    def positive_queues(self) -> dict[str, int]:
+        """Queues as reported in ServerInfo: priority > 0, not GCD-normalised."""
+        return {q: p for q, p in self.queues.items() if p > 0}
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)

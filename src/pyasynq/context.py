@@ -1,0 +1,95 @@
+"""What a handler can learn about the task it is running (asynq's GetTaskID,
+GetRetryCount, GetMaxRetry, GetQueueName, the context deadline and the ResultWriter)."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+__all__ = ["ResultWriter", "TaskContext", "current_task"]
+
+
+class ResultWriter:
+    """Stores bytes as the task's result (hash field ``result``; the last write wins).
+
+    Usable from ``async def`` handlers (``await writer.write(data)``) and from plain ``def``
+    handlers (``writer.write_sync(data)``). Writing after the task's deadline or
+    cancellation raises RuntimeError, as in asynq.
+    """
+
+    def __init__(
+        self,
+        task_id: str,
+        write: Callable[[bytes], Awaitable[None]],
+        write_sync: Callable[[bytes], None],
+        done: threading.Event,
+    ) -> None:
+        self._task_id = task_id
+        self._write = write
+        self._write_sync = write_sync
+        self._done = done
+
+    @property
+    def task_id(self) -> str:
+        return self._task_id
+
+    def _check(self, data: object) -> bytes:
+        if self._done.is_set():
+            raise RuntimeError(
+                f"cannot write the result of task {self._task_id}: its context is done "
+                "(deadline exceeded or canceled)"
+            )
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError("result must be bytes")
+        return bytes(data)
+
+    async def write(self, data: bytes) -> int:
+        b = self._check(data)
+        await self._write(b)
+        return len(b)
+
+    def write_sync(self, data: bytes) -> int:
+        b = self._check(data)
+        self._write_sync(b)
+        return len(b)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """The running task's identity and limits."""
+
+    id: str
+    type: str
+    queue: str
+    retry_count: int
+    max_retry: int
+    deadline: datetime
+    result_writer: ResultWriter
+    _done: threading.Event = field(repr=False)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the task's deadline passed, it was canceled, or the server is
+        shutting down: long-running sync handlers should check this and return."""
+        return self._done.is_set()
+
+    def seconds_left(self) -> float:
+        return self.deadline.timestamp() - datetime.now(UTC).timestamp()
+
+
+_current: contextvars.ContextVar[TaskContext] = contextvars.ContextVar("pyasynq_task")
+
+
+def current_task() -> TaskContext:
+    """The task the calling handler is running; raises LookupError outside a handler."""
+    try:
+        return _current.get()
+    except LookupError:
+        raise LookupError("current_task() is only available inside a task handler") from None
+
+
+def set_current(ctx: TaskContext) -> contextvars.Token[TaskContext]:
+    return _current.set(ctx)

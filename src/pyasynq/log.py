@@ -1,0 +1,86 @@
+"""Logging with asynq's five levels over any logger.
+
+pyasynq logs through ``logging.getLogger("pyasynq...")`` by default. A user logger can be
+a stdlib :class:`logging.Logger` (used as-is) or any object with asynq's methods
+``debug``, ``info``, ``warn``/``warning``, ``error`` and ``fatal`` taking one message.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import IntEnum
+from typing import Any
+
+__all__ = ["LogLevel", "Logger"]
+
+
+class LogLevel(IntEnum):
+    DEBUG = logging.DEBUG
+    INFO = logging.INFO
+    WARN = logging.WARNING
+    ERROR = logging.ERROR
+    FATAL = logging.CRITICAL
+
+    @classmethod
+    def parse(cls, value: LogLevel | str | int) -> LogLevel:
+        if isinstance(value, LogLevel):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return cls(value)
+        if isinstance(value, str):
+            name = value.strip().upper()
+            name = {"WARNING": "WARN", "CRITICAL": "FATAL"}.get(name, name)
+            if name in cls.__members__:
+                return cls[name]
+        raise ValueError(f"log level must be one of debug, info, warn, error, fatal; got {value!r}")
+
+
+class Logger:
+    """What pyasynq's components log through: level filtering, lazy %-formatting, and
+    dispatch to a stdlib logger or a user logger with asynq's method names."""
+
+    def __init__(self, target: Any = None, level: LogLevel | str = LogLevel.INFO) -> None:
+        self.level = LogLevel.parse(level)
+        self._std: logging.Logger | None = None
+        self._user: Any = None
+        if target is None:
+            self._std = logging.getLogger("pyasynq")
+        elif isinstance(target, logging.Logger | logging.LoggerAdapter):
+            self._std = target  # type: ignore[assignment]
+        else:
+            for m in ("debug", "info", "error"):
+                if not callable(getattr(target, m, None)):
+                    raise TypeError(f"logger must have a {m}() method (asynq's Logger interface)")
+            self._user = target
+
+    def _emit(self, level: LogLevel, msg: str, args: tuple[Any, ...]) -> None:
+        if level < self.level:
+            return
+        if self._std is not None:
+            self._std.log(int(level), msg, *args, stacklevel=3)
+            return
+        text = msg % args if args else msg
+        name = {
+            LogLevel.DEBUG: ("debug",),
+            LogLevel.INFO: ("info",),
+            LogLevel.WARN: ("warn", "warning"),
+            LogLevel.ERROR: ("error",),
+            LogLevel.FATAL: ("fatal", "critical", "error"),
+        }[level]
+        for n in name:
+            fn = getattr(self._user, n, None)
+            if callable(fn):
+                fn(text)
+                return
+
+    def debug(self, msg: str, *args: Any) -> None:
+        self._emit(LogLevel.DEBUG, msg, args)
+
+    def info(self, msg: str, *args: Any) -> None:
+        self._emit(LogLevel.INFO, msg, args)
+
+    def warn(self, msg: str, *args: Any) -> None:
+        self._emit(LogLevel.WARN, msg, args)
+
+    def error(self, msg: str, *args: Any) -> None:
+        self._emit(LogLevel.ERROR, msg, args)
