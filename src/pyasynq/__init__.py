@@ -3,6 +3,8 @@
 from ._async.client import AsyncClient
 from ._sync.client import Client
 from .clock import Clock, FakeClock, RealClock
+from .config import ServerConfig, default_retry_delay
+from .context import ResultWriter, TaskContext, current_task
 from .errors import (
     BrokerError,
     DuplicateTaskError,
@@ -18,7 +20,10 @@ from .errors import (
     TaskNotFoundError,
     TaskStateError,
 )
+from .log import LogLevel
+from .mux import ServeMux
 from .options import Options
+from .server import Server
 from .task import EnqueueResult, Task, TaskInfo, TaskState
 
 __version__ = "0.1.0"
@@ -32,20 +37,28 @@ __all__ = [
     "EnqueueResult",
     "FakeClock",
     "LeaseExpiredError",
+    "LogLevel",
     "Options",
     "PyAsynqError",
     "QueueNotEmptyError",
     "QueueNotFoundError",
     "QueueStateError",
     "RealClock",
+    "ResultWriter",
     "RevokeTask",
+    "ServeMux",
+    "Server",
     "ServerClosedError",
+    "ServerConfig",
     "SkipRetry",
     "Task",
+    "TaskContext",
     "TaskIDConflictError",
     "TaskInfo",
     "TaskNotFoundError",
     "TaskState",
     "TaskStateError",
     "__version__",
+    "current_task",
+    "default_retry_delay",
 ]
