@@ -54,3 +54,17 @@ config = ServerConfig(
     retry_delay_func=no_delay,
     max_crash_recoveries=1000,
 )
+
+
+@mux.handler("e2e:cpu")
+def burn_cpu(task: pyasynq.Task) -> None:
+    """A sync handler that holds the CPU (and the GIL, in bursts) for the given seconds."""
+    import time
+
+    r = __import__("redis").Redis.from_url(os.environ["E2E_REDIS_URL"])
+    r.rpush("e2e:cpu-starts", f"{current_task().id} {os.getpid()}")
+    end = time.monotonic() + float(task.payload or b"0")
+    n = 0
+    while time.monotonic() < end:
+        n += sum(i * i for i in range(2000))
+    r.rpush("e2e:cpu-done", current_task().id)
