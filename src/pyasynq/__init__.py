@@ -1,7 +1,9 @@
 """pyasynq: a Redis-backed distributed task queue, wire-compatible with Go asynq v0.26."""
 
 from ._async.client import AsyncClient
+from ._async.inspector import AsyncInspector
 from ._sync.client import Client
+from ._sync.inspector import Inspector
 from .clock import Clock, FakeClock, RealClock
 from .config import ServerConfig, default_retry_delay
 from .context import ResultWriter, TaskContext, current_task
@@ -20,6 +22,16 @@ from .errors import (
     TaskNotFoundError,
     TaskStateError,
 )
+from .inspection import (
+    ClusterNode,
+    DailyStats,
+    GroupInfo,
+    QueueInfo,
+    SchedulerEnqueueEvent,
+    SchedulerEntry,
+    ServerInfo,
+    WorkerInfo,
+)
 from .log import LogLevel
 from .mux import ServeMux
 from .options import Options
@@ -30,26 +42,35 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncClient",
+    "AsyncInspector",
     "BrokerError",
     "Client",
     "Clock",
+    "ClusterNode",
+    "DailyStats",
     "DuplicateTaskError",
     "EnqueueResult",
     "FakeClock",
+    "GroupInfo",
+    "Inspector",
     "LeaseExpiredError",
     "LogLevel",
     "Options",
     "PyAsynqError",
+    "QueueInfo",
     "QueueNotEmptyError",
     "QueueNotFoundError",
     "QueueStateError",
     "RealClock",
     "ResultWriter",
     "RevokeTask",
+    "SchedulerEnqueueEvent",
+    "SchedulerEntry",
     "ServeMux",
     "Server",
     "ServerClosedError",
     "ServerConfig",
+    "ServerInfo",
     "SkipRetry",
     "Task",
     "TaskContext",
@@ -58,6 +79,7 @@ __all__ = [
     "TaskNotFoundError",
     "TaskState",
     "TaskStateError",
+    "WorkerInfo",
     "__version__",
     "current_task",
     "default_retry_delay",
