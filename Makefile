@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install -q -e ".[hiredis,embedded]" --group dev
+	$(BIN)/python -m pip install -q -e ".[hiredis,embedded,examples,cli,prometheus]" --group dev
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -10,14 +10,13 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from pyasynq._rdb import scripts
 from pyasynq._rdb.ops import Call, Command, Op
 from pyasynq.errors import BrokerError
 
-from .connection import connect, describe
+from .connection import Target, clone, connect, describe, pubsub_client
 
 
 class AsyncBroker:
@@ -27,8 +26,10 @@ class AsyncBroker:
     never closed by pyasynq.
     """
 
-    def __init__(self, redis: str | Redis, *, owned: bool | None = None) -> None:
-        self.redis, self._owned = connect(redis)
+    def __init__(self, redis: Target, *, owned: bool | None = None) -> None:
+        client, self._owned = connect(redis)
+        # Redis or RedisCluster, asyncio or not: redis-py's type hints differ between them.
+        self.redis: Any = client
         if owned is not None:
             self._owned = owned
         self._where = describe(self.redis)
@@ -50,7 +51,7 @@ class AsyncBroker:
         """Run one script or command and return its reply."""
         try:
             if isinstance(op, Command):
-                return await self.redis.execute_command(*op.args)  # type: ignore[no-untyped-call]
+                return await self.redis.execute_command(*op.args)
             try:
                 return await self.redis.evalsha(
                     scripts.sha(op.script), len(op.keys), *op.keys, *op.args
@@ -96,7 +97,8 @@ class AsyncBroker:
     ) -> AsyncIterator[bytes]:
         """Subscribe to ``channel`` and yield each message's data until the caller stops
         iterating. Connection failures raise BrokerError; the caller resubscribes."""
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call,unused-ignore]
+        conn, own = pubsub_client(self.redis)
+        pubsub = conn.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(channel)
             if on_subscribed is not None:
@@ -109,21 +111,25 @@ class AsyncBroker:
             raise BrokerError(f"subscription to {channel} failed: {exc}") from exc
         finally:
             with contextlib.suppress(RedisError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
+                await pubsub.aclose()
+                if own:
+                    await conn.aclose()
 
     def clone(self) -> AsyncBroker:
-        """A broker with its own connection pool to the same server (for another thread)."""
-        pool = self.redis.connection_pool
-        copy = type(pool)(connection_class=pool.connection_class, **pool.connection_kwargs)
-        return type(self)(Redis(connection_pool=copy), owned=True)
+        """A broker with its own connections to the same Redis (for another thread)."""
+        return type(self)(clone(self.redis), owned=True)
 
     async def _pipeline(self, ops: Sequence[Op]) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)
         for op in ops:
             if isinstance(op, Command):
-                pipe.execute_command(*op.args)  # type: ignore[no-untyped-call,unused-ignore]
+                pipe.execute_command(*op.args)
             else:
-                pipe.evalsha(scripts.sha(op.script), len(op.keys), *op.keys, *op.args)
+                # EVALSHA by name: redis-py blocks pipe.evalsha() on a cluster pipeline,
+                # but routes the raw command by its first key.
+                pipe.execute_command(
+                    "EVALSHA", scripts.sha(op.script), len(op.keys), *op.keys, *op.args
+                )
         return list(await pipe.execute(raise_on_error=False))
 
 

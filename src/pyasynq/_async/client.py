@@ -6,8 +6,6 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Self
 
-from redis.asyncio import Redis
-
 from pyasynq._rdb.ops.base import Command, Op
 from pyasynq._rdb.ops.enqueue import Prepared, enqueue_result, prepare
 from pyasynq.clock import Clock, RealClock
@@ -16,6 +14,7 @@ from pyasynq.options import Duration, Options, When
 from pyasynq.task import EnqueueResult, Task, TaskInfo
 
 from .broker import AsyncBroker
+from .connection import Target
 
 
 class AsyncClient:
@@ -25,7 +24,7 @@ class AsyncClient:
     ``redis.asyncio.Redis``, which pyasynq then never closes.
     """
 
-    def __init__(self, redis: str | Redis, *, clock: Clock | None = None) -> None:
+    def __init__(self, redis: Target, *, clock: Clock | None = None) -> None:
         self._broker = AsyncBroker(redis)
         self._clock: Clock = clock or RealClock()
 

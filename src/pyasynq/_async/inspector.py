@@ -7,8 +7,6 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
-from redis.asyncio import Redis
-
 from pyasynq._rdb import keys
 from pyasynq._rdb.ops import Call, Op
 from pyasynq._rdb.ops import inspect as ops
@@ -32,7 +30,7 @@ from pyasynq.inspection import (
 from pyasynq.task import TaskInfo, TaskState
 
 from .broker import AsyncBroker
-from .connection import describe
+from .connection import Target, describe
 
 PAGE_SIZE = ops.DEFAULT_PAGE_SIZE
 Progress = Callable[[int], object]
@@ -67,7 +65,7 @@ class AsyncInspector:
     are not one atomic step: tasks added meanwhile may or may not be included.
     """
 
-    def __init__(self, redis: str | Redis, *, clock: Clock | None = None) -> None:
+    def __init__(self, redis: Target, *, clock: Clock | None = None) -> None:
         self._broker = AsyncBroker(redis)
         self._clock: Clock = clock or RealClock()
 
@@ -478,5 +476,6 @@ class AsyncInspector:
         """The cluster nodes (master first, then replicas) serving the queue's slot."""
         slot = await self.cluster_key_slot(queue)
         reply = await self._cluster(extra.cluster_slots())
-        host = self._broker.redis.connection_pool.connection_kwargs.get("host", "localhost")
+        pool = getattr(self._broker.redis, "connection_pool", None)
+        host = pool.connection_kwargs.get("host", "localhost") if pool else "localhost"
         return extra.cluster_nodes_result(reply, slot=slot, host=str(host))

@@ -11,14 +11,13 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from redis import Redis
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from pyasynq._rdb import scripts
 from pyasynq._rdb.ops import Call, Command, Op
 from pyasynq.errors import BrokerError
 
-from .connection import connect, describe
+from .connection import Target, clone, connect, describe, pubsub_client
 
 
 class Broker:
@@ -28,8 +27,10 @@ class Broker:
     never closed by pyasynq.
     """
 
-    def __init__(self, redis: str | Redis, *, owned: bool | None = None) -> None:
-        self.redis, self._owned = connect(redis)
+    def __init__(self, redis: Target, *, owned: bool | None = None) -> None:
+        client, self._owned = connect(redis)
+        # Redis or RedisCluster, asyncio or not: redis-py's type hints differ between them.
+        self.redis: Any = client
         if owned is not None:
             self._owned = owned
         self._where = describe(self.redis)
@@ -51,7 +52,7 @@ class Broker:
         """Run one script or command and return its reply."""
         try:
             if isinstance(op, Command):
-                return self.redis.execute_command(*op.args)  # type: ignore[no-untyped-call]
+                return self.redis.execute_command(*op.args)
             try:
                 return self.redis.evalsha(scripts.sha(op.script), len(op.keys), *op.keys, *op.args)
             except NoScriptError:
@@ -93,7 +94,8 @@ class Broker:
     ) -> Iterator[bytes]:
         """Subscribe to ``channel`` and yield each message's data until the caller stops
         iterating. Connection failures raise BrokerError; the caller resubscribes."""
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call,unused-ignore]
+        conn, own = pubsub_client(self.redis)
+        pubsub = conn.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(channel)
             if on_subscribed is not None:
@@ -106,21 +108,25 @@ class Broker:
             raise BrokerError(f"subscription to {channel} failed: {exc}") from exc
         finally:
             with contextlib.suppress(RedisError):
-                pubsub.close()  # type: ignore[no-untyped-call,unused-ignore]
+                pubsub.close()
+                if own:
+                    conn.close()
 
     def clone(self) -> Broker:
-        """A broker with its own connection pool to the same server (for another thread)."""
-        pool = self.redis.connection_pool
-        copy = type(pool)(connection_class=pool.connection_class, **pool.connection_kwargs)
-        return type(self)(Redis(connection_pool=copy), owned=True)
+        """A broker with its own connections to the same Redis (for another thread)."""
+        return type(self)(clone(self.redis), owned=True)
 
     def _pipeline(self, ops: Sequence[Op]) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)
         for op in ops:
             if isinstance(op, Command):
-                pipe.execute_command(*op.args)  # type: ignore[no-untyped-call,unused-ignore]
+                pipe.execute_command(*op.args)
             else:
-                pipe.evalsha(scripts.sha(op.script), len(op.keys), *op.keys, *op.args)
+                # EVALSHA by name: redis-py blocks pipe.evalsha() on a cluster pipeline,
+                # but routes the raw command by its first key.
+                pipe.execute_command(
+                    "EVALSHA", scripts.sha(op.script), len(op.keys), *op.keys, *op.args
+                )
         return list(pipe.execute(raise_on_error=False))
 
 

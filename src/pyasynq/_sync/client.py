@@ -7,8 +7,6 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Self
 
-from redis import Redis
-
 from pyasynq._rdb.ops.base import Command, Op
 from pyasynq._rdb.ops.enqueue import Prepared, enqueue_result, prepare
 from pyasynq.clock import Clock, RealClock
@@ -17,6 +15,7 @@ from pyasynq.options import Duration, Options, When
 from pyasynq.task import EnqueueResult, Task, TaskInfo
 
 from .broker import Broker
+from .connection import Target
 
 
 class Client:
@@ -26,7 +25,7 @@ class Client:
     ``redis.Redis``, which pyasynq then never closes.
     """
 
-    def __init__(self, redis: str | Redis, *, clock: Clock | None = None) -> None:
+    def __init__(self, redis: Target, *, clock: Clock | None = None) -> None:
         self._broker = Broker(redis)
         self._clock: Clock = clock or RealClock()
 

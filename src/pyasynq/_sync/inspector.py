@@ -8,8 +8,6 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
-from redis import Redis
-
 from pyasynq._rdb import keys
 from pyasynq._rdb.ops import Call, Op
 from pyasynq._rdb.ops import inspect as ops
@@ -33,7 +31,7 @@ from pyasynq.inspection import (
 from pyasynq.task import TaskInfo, TaskState
 
 from .broker import Broker
-from .connection import describe
+from .connection import Target, describe
 
 PAGE_SIZE = ops.DEFAULT_PAGE_SIZE
 Progress = Callable[[int], object]
@@ -68,7 +66,7 @@ class Inspector:
     are not one atomic step: tasks added meanwhile may or may not be included.
     """
 
-    def __init__(self, redis: str | Redis, *, clock: Clock | None = None) -> None:
+    def __init__(self, redis: Target, *, clock: Clock | None = None) -> None:
         self._broker = Broker(redis)
         self._clock: Clock = clock or RealClock()
 
@@ -459,5 +457,6 @@ class Inspector:
         """The cluster nodes (master first, then replicas) serving the queue's slot."""
         slot = self.cluster_key_slot(queue)
         reply = self._cluster(extra.cluster_slots())
-        host = self._broker.redis.connection_pool.connection_kwargs.get("host", "localhost")
+        pool = getattr(self._broker.redis, "connection_pool", None)
+        host = pool.connection_kwargs.get("host", "localhost") if pool else "localhost"
         return extra.cluster_nodes_result(reply, slot=slot, host=str(host))

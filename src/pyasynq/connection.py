@@ -1,0 +1,148 @@
+"""How to reach Redis: a URL, or options for Sentinel and Cluster.
+
+Accepted everywhere pyasynq takes ``redis`` (client, server, scheduler, inspector, CLI):
+
+* ``redis://[user:password@]host[:port][/db]``, ``rediss://...`` (TLS, certificate
+  verified), ``unix:///path/redis.sock?db=N``;
+* ``redis-sentinel://[:password@]host1[:port][,host2[:port]...][/db]?master=<name>``, asynq's
+  form: the password is the *sentinel* password. pyasynq also reads ``username``,
+  ``password`` (the Redis server's), ``sentinel_username`` and ``tls=true`` from the query;
+* ``redis-cluster://[user:password@]host1:port[,host2:port...]`` and ``rediss-cluster://``;
+* :class:`SentinelOptions` / :class:`ClusterOptions`;
+* an existing redis-py client (``Redis``/``RedisCluster``, asyncio or not), never closed by
+  pyasynq.
+
+Passwords are kept out of ``repr`` and of every message pyasynq writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, unquote, urlsplit
+
+__all__ = ["ClusterOptions", "SentinelOptions", "parse_url"]
+
+Address = tuple[str, int]
+
+
+def _addresses(netloc_hosts: str, default_port: int) -> list[Address]:
+    out: list[Address] = []
+    for raw in netloc_hosts.split(","):
+        part = raw.strip()
+        if not part:
+            continue
+        host, sep, port = part.rpartition(":")
+        if not sep:
+            host, port = part, str(default_port)
+        host = host.strip("[]")
+        try:
+            out.append((host, int(port)))
+        except ValueError:
+            raise ValueError(f"bad address {part!r}: use host:port") from None
+    if not out:
+        raise ValueError("the URL names no host")
+    return out
+
+
+def _check_addrs(addrs: Sequence[Address], what: str) -> list[Address]:
+    if not addrs:
+        raise ValueError(f"{what} needs at least one host:port address")
+    out = []
+    for a in addrs:
+        if (
+            not isinstance(a, tuple)
+            or len(a) != 2
+            or not isinstance(a[0], str)
+            or not isinstance(a[1], int)
+        ):
+            raise TypeError(f"{what} addresses must be (host, port) tuples, got {a!r}")
+        out.append(a)
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class SentinelOptions:
+    """Redis behind Sentinel (asynq's RedisFailoverClientOpt)."""
+
+    master_name: str
+    sentinels: Sequence[Address]
+    sentinel_username: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    db: int = 0
+    tls: bool = False
+    socket_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.master_name:
+            raise ValueError("master_name is required (the name the sentinels monitor)")
+        object.__setattr__(self, "sentinels", _check_addrs(self.sentinels, "sentinels"))
+
+    def describe(self) -> str:
+        hosts = ",".join(f"{h}:{p}" for h, p in self.sentinels)
+        return f"sentinel {self.master_name}@{hosts}/{self.db}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterOptions:
+    """A Redis Cluster reached through any of its nodes (asynq's RedisClusterClientOpt)."""
+
+    nodes: Sequence[Address]
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    max_redirects: int = 8
+    socket_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", _check_addrs(self.nodes, "cluster"))
+
+    def describe(self) -> str:
+        return "cluster " + ",".join(f"{h}:{p}" for h, p in self.nodes)
+
+
+def parse_url(url: str) -> str | SentinelOptions | ClusterOptions:
+    """The target a URL names: the URL itself for plain Redis, else options."""
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    if scheme in ("redis", "rediss", "unix"):
+        return url
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    hosts = parts.netloc.rpartition("@")[2]
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    tls = query.get("tls", "").lower() in ("1", "true", "yes")
+    if scheme == "redis-sentinel":
+        master = query.get("master")
+        if not master:
+            raise ValueError("redis-sentinel:// URLs need ?master=<name>")
+        db_text = parts.path.strip("/") or query.get("db", "0")
+        try:
+            db = int(db_text)
+        except ValueError:
+            raise ValueError(f"bad database number {db_text!r} in the URL") from None
+        return SentinelOptions(
+            master_name=master,
+            sentinels=_addresses(hosts, 26379),
+            sentinel_username=query.get("sentinel_username") or user,
+            sentinel_password=password,
+            username=query.get("username"),
+            password=query.get("password"),
+            db=db,
+            tls=tls,
+        )
+    if scheme in ("redis-cluster", "rediss-cluster"):
+        if parts.path.strip("/") not in ("", "0"):
+            raise ValueError("Redis Cluster has only database 0")
+        return ClusterOptions(
+            nodes=_addresses(hosts, 6379),
+            username=user,
+            password=password,
+            tls=tls or scheme == "rediss-cluster",
+        )
+    raise ValueError(
+        f"unsupported Redis URL scheme {scheme!r}: use redis://, rediss://, unix://, "
+        "redis-sentinel:// or redis-cluster://"
+    )
