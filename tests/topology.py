@@ -106,7 +106,7 @@ class ClusterTopology(_Base):
                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                 "--cluster-port", str(free_port()), "--cluster-node-timeout", "1000",
                 "--save", "", "--appendonly", "yes" if self.appendonly else "no",
-                "--cluster-replica-validity-factor", "0",
+                "--cluster-replica-validity-factor", "0", "--repl-diskless-sync-delay", "0",
             ], d / "log")  # fmt: skip
             self.nodes.append(Node(port, proc))
         for n in self.nodes:
@@ -119,6 +119,15 @@ class ClusterTopology(_Base):
         )  # fmt: skip
         _wait(self._ok, 30, "cluster_state:ok on every node")
         self.refresh_roles()
+        _wait(self._synced, 30, "replicas in sync")
+
+    def _synced(self) -> bool:
+        for n in self.nodes:
+            if n.alive():
+                info = n.client().info("replication")
+                if info.get("role") == "slave" and info.get("master_link_status") != "up":
+                    return False
+        return True
 
     def _ok(self) -> bool:
         return all(
@@ -169,10 +178,13 @@ class SentinelTopology(_Base):
             d = self.dir / f"r{i}"
             d.mkdir()
             args = ["--bind", "127.0.0.1", "--port", str(port), "--dir", str(d), "--save", "",
-                    "--appendonly", "yes" if self.appendonly else "no"]  # fmt: skip
+                    "--appendonly", "yes" if self.appendonly else "no",
+                    "--repl-diskless-sync-delay", "0"]  # fmt: skip
             if i > 0:
                 args += ["--replicaof", "127.0.0.1", str(self.nodes[0].port)]
-            self.nodes.append(Node(port, _spawn(binary, args, d / "log"), "master" if i == 0 else "slave"))
+            self.nodes.append(
+                Node(port, _spawn(binary, args, d / "log"), "master" if i == 0 else "slave")
+            )
         for n in self.nodes:
             _wait(lambda n=n: n.client().ping(), 10, f"redis {n.addr}")
         master = self.nodes[0]
@@ -193,6 +205,22 @@ class SentinelTopology(_Base):
         for s in self.sentinel_nodes:
             _wait(lambda s=s: s.client().ping(), 10, f"sentinel {s.addr}")
         _wait(self._replicas_seen, 30, "sentinels to see the replicas")
+        self.wait_synced()
+
+    def wait_synced(self, timeout: float = 30) -> None:
+        """Until every live replica of the current master has finished its sync."""
+
+        def synced() -> bool:
+            master = self.current_master()
+            for n in self.nodes:
+                if n is master or not n.alive():
+                    continue
+                info = n.client().info("replication")
+                if info.get("master_link_status") != "up" or info.get("master_port") != master.port:
+                    return False
+            return True
+
+        _wait(synced, timeout, "replicas in sync with the master")
 
     def _replicas_seen(self) -> bool:
         for s in self.sentinel_nodes:
@@ -215,5 +243,5 @@ class SentinelTopology(_Base):
 
     def current_master(self) -> Node:
         s = next(s for s in self.sentinel_nodes if s.alive()).client()
-        host, port = s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name)
+        _host, port = s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name)
         return next(n for n in self.nodes if n.port == int(port))

@@ -6,6 +6,7 @@ from ._sync.client import Client
 from ._sync.inspector import Inspector
 from .clock import Clock, FakeClock, RealClock
 from .config import ServerConfig, default_retry_delay
+from .connection import ClusterOptions, SentinelOptions
 from .context import ResultWriter, TaskContext, current_task
 from .errors import (
     BrokerError,
@@ -15,6 +16,7 @@ from .errors import (
     QueueNotEmptyError,
     QueueNotFoundError,
     QueueStateError,
+    ReplicationError,
     RevokeTask,
     ServerClosedError,
     SkipRetry,
@@ -47,6 +49,7 @@ __all__ = [
     "Client",
     "Clock",
     "ClusterNode",
+    "ClusterOptions",
     "DailyStats",
     "DuplicateTaskError",
     "EnqueueResult",
@@ -62,10 +65,12 @@ __all__ = [
     "QueueNotFoundError",
     "QueueStateError",
     "RealClock",
+    "ReplicationError",
     "ResultWriter",
     "RevokeTask",
     "SchedulerEnqueueEvent",
     "SchedulerEntry",
+    "SentinelOptions",
     "ServeMux",
     "Server",
     "ServerClosedError",

@@ -5,6 +5,7 @@ Hierarchy::
     PyAsynqError
     ├── BrokerError                  Redis failed or answered something unexpected
     │   ├── LeaseExpiredError        the task's lease ran out; a write was refused
+    │   ├── ReplicationError         a durable enqueue reached fewer replicas than asked
     │   └── TaskGoneError            a worker's write found the task no longer active
     ├── TaskIDConflictError          another task already uses this task id in the queue
     ├── DuplicateTaskError           a unique task with the same queue/type/payload exists
@@ -31,6 +32,7 @@ __all__ = [
     "QueueNotEmptyError",
     "QueueNotFoundError",
     "QueueStateError",
+    "ReplicationError",
     "RevokeTask",
     "ServerClosedError",
     "SkipRetry",
@@ -62,6 +64,12 @@ class TaskGoneError(BrokerError):
 
     def __init__(self, message: str = "task is no longer active (NOT FOUND)") -> None:
         super().__init__(message)
+
+
+class ReplicationError(BrokerError):
+    """A durable enqueue (``wait_replicas``) was not confirmed by enough replicas in time.
+    The task is on the master and may still be lost if the master fails before it
+    replicates."""
 
 
 class TaskIDConflictError(PyAsynqError):

@@ -11,13 +11,23 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import (
+    ClusterDownError,
+    ConnectionError,
+    NoScriptError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    TimeoutError,
+    TryAgainError,
+)
 
 from pyasynq._rdb import scripts
 from pyasynq._rdb.ops import Call, Command, Op
 from pyasynq.errors import BrokerError
 
-from .connection import Target, clone, connect, describe, pubsub_client
+from .connection import Target, clone, connect, describe, node_client, pubsub_client
 
 
 class Broker:
@@ -34,18 +44,22 @@ class Broker:
         if owned is not None:
             self._owned = owned
         self._where = describe(self.redis)
+        self._nodes: dict[tuple[str, int], Broker] = {}  # direct node links (cluster)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._where}>"
 
     def close(self) -> None:
+        for node in self._nodes.values():
+            node.close()
+        self._nodes.clear()
         if self._owned:
             self.redis.close()
 
     def ping(self) -> None:
         try:
             self.redis.ping()
-        except RedisError as exc:
+        except (RedisError, RedisClusterException) as exc:
             raise BrokerError(f"cannot reach Redis at {self._where}: {exc}") from exc
 
     def run(self, op: Op) -> Any:
@@ -60,7 +74,7 @@ class Broker:
                 return self.redis.evalsha(scripts.sha(op.script), len(op.keys), *op.keys, *op.args)
         except ResponseError as exc:
             raise BrokerError(f"{_name(op)} failed: {exc}") from exc
-        except RedisError as exc:
+        except (RedisError, RedisClusterException) as exc:
             raise BrokerError(f"{_name(op)} failed on Redis at {self._where}: {exc}") from exc
 
     def run_many(self, ops: Sequence[Op]) -> list[Any]:
@@ -82,12 +96,43 @@ class Broker:
                 again = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
                 for i, r in zip(again, self._pipeline([ops[i] for i in again]), strict=True):
                     replies[i] = r
-        except RedisError as exc:
+        except (RedisError, RedisClusterException) as exc:
             raise BrokerError(f"pipeline failed on Redis at {self._where}: {exc}") from exc
         return [
-            BrokerError(f"{_name(op)} failed: {r}") if isinstance(r, Exception) else r
+            _wrap(BrokerError(f"{_name(op)} failed: {r}"), r) if isinstance(r, Exception) else r
             for op, r in zip(ops, replies, strict=True)
         ]
+
+    def run_durable(self, ops: Sequence[Op], replicas: int, timeout: float) -> list[Any]:
+        """Like :meth:`run_many`, then WAIT until ``replicas`` replicas acknowledged the
+        writes (or ``timeout`` seconds passed). WAIT counts only the writes of its own
+        connection, so the writes and the WAIT share one; in a cluster that is a connection
+        to the node owning the first script's slot (the other ops go through the cluster).
+        The last element of the result is the number of replicas that acknowledged."""
+        calls = [op for op in ops if isinstance(op, Call)]
+        for name in {c.script for c in calls}:
+            self.redis.script_load(scripts.source(name))
+        wait = Command(("WAIT", replicas, max(1, int(timeout * 1000))))
+        if not _is_cluster(self.redis):
+            return self.run_many([*ops, wait])
+        others = [op for op in ops if not isinstance(op, Call)]
+        first = self.run_many(others) if others else []
+        node = self.redis.get_node_from_key(calls[0].keys[0])
+        direct = self._node_broker(node.host, int(node.port))
+        rest = direct.run_many([*calls, wait])
+        merged = iter(first)
+        tail = iter(rest)
+        return [next(merged) if not isinstance(op, Call) else next(tail) for op in ops] + [
+            next(tail)
+        ]
+
+    def _node_broker(self, host: str, port: int) -> Broker:
+        key = (host, port)
+        found = self._nodes.get(key)
+        if found is None:
+            found = type(self)(node_client(self.redis, host, port), owned=True)
+            self._nodes[key] = found
+        return found
 
     def messages(
         self, channel: str, on_subscribed: Callable[[], None] | None = None
@@ -128,6 +173,39 @@ class Broker:
                     "EVALSHA", scripts.sha(op.script), len(op.keys), *op.keys, *op.args
                 )
         return list(pipe.execute(raise_on_error=False))
+
+
+def _wrap(err: BrokerError, cause: BaseException) -> BrokerError:
+    err.__cause__ = cause
+    return err
+
+
+def _is_cluster(client: Any) -> bool:
+    return hasattr(client, "get_node_from_key")
+
+
+# Errors a failover produces; worth retrying once the topology settles.
+_TRANSIENT_TYPES = (
+    ConnectionError,
+    TimeoutError,
+    ReadOnlyError,
+    ClusterDownError,
+    TryAgainError,
+)
+_TRANSIENT_PREFIXES = ("READONLY", "LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "MOVED")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) is a failover-type error rather than a refusal."""
+    cur: BaseException | None = exc
+    while cur is not None:
+        if isinstance(cur, _TRANSIENT_TYPES):
+            return True
+        text = str(cur).split(": ")[-1].upper()
+        if text.startswith(_TRANSIENT_PREFIXES):
+            return True
+        cur = cur.__cause__
+    return False
 
 
 def _name(op: Op) -> str:

@@ -3,18 +3,26 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
+from time import monotonic
 from types import TracebackType
 from typing import Self
 
 from pyasynq._rdb.ops.base import Command, Op
 from pyasynq._rdb.ops.enqueue import Prepared, enqueue_result, prepare
 from pyasynq.clock import Clock, RealClock
-from pyasynq.errors import BrokerError, PyAsynqError
+from pyasynq.errors import (
+    BrokerError,
+    DuplicateTaskError,
+    PyAsynqError,
+    ReplicationError,
+    TaskIDConflictError,
+)
 from pyasynq.options import Duration, Options, When
 from pyasynq.task import EnqueueResult, Task, TaskInfo
 
-from .broker import Broker
+from .broker import Broker, is_transient
 from .connection import Target
 
 
@@ -25,9 +33,22 @@ class Client:
     ``redis.Redis``, which pyasynq then never closes.
     """
 
-    def __init__(self, redis: Target, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        redis: Target,
+        *,
+        clock: Clock | None = None,
+        failover_timeout: float = 10.0,
+        wait_replicas: int = 0,
+        wait_timeout: float = 1.0,
+    ) -> None:
+        if failover_timeout < 0 or wait_replicas < 0 or wait_timeout <= 0:
+            raise ValueError("failover_timeout and wait_replicas must be >= 0 and wait_timeout > 0")
         self._broker = Broker(redis)
         self._clock: Clock = clock or RealClock()
+        self._failover_timeout = failover_timeout
+        self._wait_replicas = wait_replicas
+        self._wait_timeout = wait_timeout
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._broker!r}>"
@@ -66,11 +87,18 @@ class Client:
         retention: Duration | None = None,
         group: str | None = None,
         headers: Mapping[str, str] | None = None,
+        wait_replicas: int | None = None,
     ) -> TaskInfo:
         """Store ``task``; options given here override the task's own.
 
         Raises TaskIDConflictError when ``task_id`` is taken in the queue and
         DuplicateTaskError when a ``unique`` task with the same type and payload exists.
+
+        During a failover the write is retried with backoff for up to the client's
+        ``failover_timeout``; a retry that finds our own write already stored counts as
+        success. ``wait_replicas=N`` (default: the client's) makes the call return only
+        once N replicas have the task, and raise ReplicationError otherwise: use it when an
+        acknowledged task must survive the loss of the master.
         """
         options = Options(
             queue=queue,
@@ -86,9 +114,44 @@ class Client:
             headers=headers,
         )
         p = _prepare(task, options, self._clock.now_ns())
-        registered, reply = self._broker.run_many([p.register_queue, p.call])
-        _outcome(reply, registered)
+        replicas = self._wait_replicas if wait_replicas is None else wait_replicas
+        if replicas < 0:
+            raise ValueError("wait_replicas must not be negative")
+        self._store(p, replicas)
         return p.info
+
+    def _store(self, p: Prepared, replicas: int) -> None:
+        give_up = monotonic() + self._failover_timeout
+        delay = 0.05
+        retried = False
+        while True:
+            try:
+                ops: list[Op] = [p.register_queue, p.call]
+                if replicas:
+                    registered, reply, acked = self._broker.run_durable(
+                        ops, replicas, self._wait_timeout
+                    )
+                else:
+                    registered, reply = self._broker.run_many(ops)
+                try:
+                    _outcome(reply, registered)
+                except (TaskIDConflictError, DuplicateTaskError):
+                    # After a lost reply our first attempt may have landed: that is success.
+                    if not (retried and self._is_ours(p)):
+                        raise
+                if replicas:
+                    _check_acked(acked, replicas, self._wait_timeout)
+                return
+            except BrokerError as exc:
+                if not is_transient(exc) or monotonic() + delay > give_up:
+                    raise
+            retried = True
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def _is_ours(self, p: Prepared) -> bool:
+        stored = self._broker.run(Command(("HGET", p.task_key, "msg")))
+        return bool(stored == p.msg)
 
     def enqueue_many(self, tasks: Iterable[Task | tuple[Task, Options]]) -> list[EnqueueResult]:
         """Enqueue many tasks in one pipelined round trip. Each item is a Task (its own
@@ -130,6 +193,17 @@ def _outcome(reply: object, registered: object) -> None:
     if isinstance(registered, BrokerError):
         raise BrokerError(
             f"the task was stored, but registering its queue in asynq:queues failed: {registered}"
+        )
+
+
+def _check_acked(acked: object, replicas: int, timeout: float) -> None:
+    if isinstance(acked, BrokerError):
+        raise acked
+    if not isinstance(acked, int) or acked < replicas:
+        raise ReplicationError(
+            f"the task is stored on the master, but only {acked} of {replicas} replicas "
+            f"confirmed it within {timeout}s; it could be lost if the master fails now. "
+            "Check the replicas (INFO replication), or retry with the same task_id"
         )
 
 

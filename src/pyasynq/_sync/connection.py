@@ -4,6 +4,7 @@ client, with the retry policy that carries pyasynq through a failover."""
 
 from __future__ import annotations
 
+import inspect
 import random
 from typing import Any, TypeAlias
 
@@ -113,10 +114,12 @@ def _kwargs(client: Any) -> dict[str, Any]:
     return dict(client.connection_pool.connection_kwargs)
 
 
-def _node_kwargs(cluster: Any) -> dict[str, Any]:
-    """Connection settings of a cluster client, minus what is per node."""
+def _node_kwargs(cluster: Any, cls: Any = Redis) -> dict[str, Any]:
+    """Connection settings of a cluster client that ``cls`` accepts, minus what is per
+    node."""
+    accepted = inspect.signature(cls.__init__).parameters
     skip = ("host", "port", "connection_class", "retry")
-    return {k: v for k, v in _kwargs(cluster).items() if k not in skip}
+    return {k: v for k, v in _kwargs(cluster).items() if k not in skip and k in accepted}
 
 
 def clone(client: AnyRedis) -> AnyRedis:
@@ -125,7 +128,8 @@ def clone(client: AnyRedis) -> AnyRedis:
     if isinstance(client, RedisCluster):
         nodes = c.get_nodes() or list(c.nodes_manager.startup_nodes.values())
         seeds = [ClusterNode(n.host, int(n.port)) for n in nodes]
-        copy: AnyRedis = RedisCluster(startup_nodes=seeds, retry=_retry(), **_node_kwargs(c))
+        kw = _node_kwargs(c, RedisCluster)
+        copy: AnyRedis = RedisCluster(startup_nodes=seeds, retry=_retry(), **kw)
         return copy
     pool = c.connection_pool
     if hasattr(pool, "service_name"):  # sentinel-managed: ask the same sentinels
@@ -135,6 +139,11 @@ def clone(client: AnyRedis) -> AnyRedis:
         return master
     fresh = type(pool)(connection_class=pool.connection_class, **pool.connection_kwargs)
     return Redis(connection_pool=fresh)
+
+
+def node_client(cluster: AnyRedis, host: str, port: int) -> Redis:
+    """A plain client to one node of ``cluster``, with the cluster's credentials."""
+    return Redis(host=host, port=port, **_node_kwargs(cluster))
 
 
 def pubsub_client(client: AnyRedis) -> tuple[Redis, bool]:

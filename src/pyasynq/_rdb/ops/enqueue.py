@@ -68,6 +68,8 @@ class Prepared:
     register_queue: Command
     call: Call
     info: TaskInfo
+    task_key: str
+    msg: bytes  # the encoded TaskMessage, to recognise our own write after a retry
 
 
 def prepare(task: Task, options: Options, now_ns: int) -> Prepared:
@@ -98,4 +100,10 @@ def prepare(task: Task, options: Options, now_ns: int) -> Prepared:
     else:
         state, next_at = TaskState.PENDING, now
     info = task_info_from(msg, state, next_process_at=next_at)
-    return Prepared(Command(("SADD", keys.ALL_QUEUES, r.queue)), call, info)
+    return Prepared(
+        Command(("SADD", keys.ALL_QUEUES, r.queue)),
+        call,
+        info,
+        keys.task_key(r.queue, msg.id),
+        encode_task(msg),
+    )
