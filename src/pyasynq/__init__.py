@@ -37,6 +37,13 @@ from .inspection import (
 from .log import LogLevel
 from .mux import ServeMux
 from .options import Options
+from .scheduler import (
+    CronSpecError,
+    PeriodicTaskConfig,
+    PeriodicTaskManager,
+    Scheduler,
+    SchedulerConfig,
+)
 from .server import Server
 from .task import EnqueueResult, Task, TaskInfo, TaskState
 
@@ -50,6 +57,7 @@ __all__ = [
     "Clock",
     "ClusterNode",
     "ClusterOptions",
+    "CronSpecError",
     "DailyStats",
     "DuplicateTaskError",
     "EnqueueResult",
@@ -59,6 +67,8 @@ __all__ = [
     "LeaseExpiredError",
     "LogLevel",
     "Options",
+    "PeriodicTaskConfig",
+    "PeriodicTaskManager",
     "PyAsynqError",
     "QueueInfo",
     "QueueNotEmptyError",
@@ -68,6 +78,8 @@ __all__ = [
     "ReplicationError",
     "ResultWriter",
     "RevokeTask",
+    "Scheduler",
+    "SchedulerConfig",
     "SchedulerEnqueueEvent",
     "SchedulerEntry",
     "SentinelOptions",

@@ -150,6 +150,19 @@ def scheduler_history_key(entry_id: str) -> str:  # ZSET SchedulerEnqueueEvent -
     return f"asynq:scheduler_history:{entry_id}"
 
 
+def scheduler_tick_key(qname: str, entry_key: str, fire_time: int) -> str:  # STRING task id
+    """pyasynq only: the marker that one tick (entry identity, fire time in Unix s) of a
+    periodic task was enqueued, so other schedulers of the same entry skip it. Short TTL;
+    Go never reads it. Shares the queue's hash tag so the enqueue script may set it."""
+    return f"asynq:{{{qname}}}:pyasynq:tick:{entry_key}:{fire_time}"
+
+
+def scheduler_anchor_key(qname: str, entry_key: str) -> str:  # STRING Unix s
+    """pyasynq only: the shared start of an ``@every`` entry's intervals, so every
+    scheduler running the entry fires at the same instants. Go never reads it."""
+    return f"asynq:{{{qname}}}:pyasynq:every:{entry_key}"
+
+
 def semaphore_key(scope: str) -> str:  # ZSET id -> deadline (x/rate semaphore)
     return f"asynq:sema:{scope}"
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import worker
+from . import cron, dash, group, metrics, queue, scheduler, server, stats, task, worker
 from .common import UsageError
 
 __all__ = ["UsageError", "main"]
@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     worker.register(sub)
+    scheduler.register(sub)
+    for noun in (stats, queue, task, group, server, cron, dash, metrics):
+        noun.register(sub)
     return parser
 
 
