@@ -27,6 +27,19 @@ class Node:
     role: str = "master"
 
     @property
+    def cmd(self) -> list[str]:
+        return list(self.process.args)  # type: ignore[arg-type]
+
+    def restart(self, timeout: float = 10) -> None:
+        """Start the same server again (same port and files), after a kill."""
+        self.kill()
+        self.process = subprocess.Popen(
+            self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        _wait(lambda: self.client().ping(), timeout, f"{self.addr} to restart")
+
+    @property
     def addr(self) -> str:
         return f"127.0.0.1:{self.port}"
 

@@ -110,21 +110,42 @@ class Broker:
         to the node owning the first script's slot (the other ops go through the cluster).
         The last element of the result is the number of replicas that acknowledged."""
         calls = [op for op in ops if isinstance(op, Call)]
-        for name in {c.script for c in calls}:
-            self.redis.script_load(scripts.source(name))
+        try:
+            for name in {c.script for c in calls}:
+                self.redis.script_load(scripts.source(name))
+        except (RedisError, RedisClusterException) as exc:
+            raise BrokerError(f"loading scripts failed on Redis at {self._where}: {exc}") from exc
         wait = Command(("WAIT", replicas, max(1, int(timeout * 1000))))
         if not _is_cluster(self.redis):
             return self.run_many([*ops, wait])
         others = [op for op in ops if not isinstance(op, Call)]
         first = self.run_many(others) if others else []
-        node = self.redis.get_node_from_key(calls[0].keys[0])
-        direct = self._node_broker(node.host, int(node.port))
-        rest = direct.run_many([*calls, wait])
+        try:
+            node = self.redis.get_node_from_key(calls[0].keys[0])
+        except (RedisError, RedisClusterException) as exc:
+            raise BrokerError(f"no master for the queue's slot: {exc}") from exc
+        addr = (node.host, int(node.port))
+        direct = self._node_broker(*addr)
+        try:
+            rest = direct.run_many([*calls, wait])
+        except BrokerError:
+            self._forget_node(addr)
+            raise
+        if any(isinstance(r, BrokerError) for r in rest):
+            # MOVED or a dead node after a failover: relearn who owns the slot.
+            self._forget_node(addr)
         merged = iter(first)
         tail = iter(rest)
         return [next(merged) if not isinstance(op, Call) else next(tail) for op in ops] + [
             next(tail)
         ]
+
+    def _forget_node(self, addr: tuple[str, int]) -> None:
+        stale = self._nodes.pop(addr, None)
+        if stale is not None:
+            stale.close()
+        with contextlib.suppress(RedisError, RedisClusterException):
+            self.redis.nodes_manager.initialize()
 
     def _node_broker(self, host: str, port: int) -> Broker:
         key = (host, port)
