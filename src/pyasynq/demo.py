@@ -1,54 +1,56 @@
-"""The README's main job: enqueue the seed's verification-email tasks and show them.
+"""The README's main job: the seed's sign-up service, end to end (``make demo``).
 
-Run with ``make demo`` (or ``python -m pyasynq.demo``). Uses ``PYASYNQ_REDIS_URL`` or
-``REDIS_URL`` when set; otherwise starts an embedded Redis under ``.pyasynq/redis`` and
-says so.
+``python -m pyasynq.demo`` runs ``examples/signup`` from this source checkout: an HTTP API
+that creates users and enqueues ``task:send_verify_email``, two worker processes that send
+the verification emails, a local SMTP sink, and Redis (an embedded server when neither
+``PYASYNQ_REDIS_URL`` nor ``REDIS_URL`` is set). It signs up a batch of users, shows the
+emails going out, prints a summary and stops what it started. ``--help`` lists the flags.
+
+It needs the checkout (the example is not part of the installed package) and the
+``examples`` extra: ``pip install -e '.[examples]'`` (``make demo`` does both).
 """
 
 from __future__ import annotations
 
-import json
-import os
+import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
-from . import Client, Task
-from .embedded import EmbeddedRedis
-
-TASK_SEND_VERIFY_EMAIL = "task:send_verify_email"
-
-
-def _redis_url() -> tuple[str, EmbeddedRedis | None]:
-    url = os.environ.get("PYASYNQ_REDIS_URL") or os.environ.get("REDIS_URL")
-    if url:
-        return url, None
-    server = EmbeddedRedis(Path(".pyasynq") / "redis").start()
-    print(
-        f"No Redis configured: started an embedded server ({server.binary}) at {server.url}\n"
-        f"  data and append-only file in {server.data_dir}/\n"
-        "  use a real Redis with PYASYNQ_REDIS_URL=redis://host:6379/0\n"
-    )
-    return server.url, server
+# What the example imports beyond pyasynq (the `examples` extra; psycopg only for
+# PostgreSQL).
+_NEEDS = ("starlette", "uvicorn", "httpx", "aiosmtpd")
 
 
-def main() -> int:
-    url, server = _redis_url()
-    try:
-        with Client(url) as client:
-            client.ping()
-            for username in ("alice", "bob", "carol"):
-                task = Task.from_json(TASK_SEND_VERIFY_EMAIL, {"username": username})
-                # The seed's options: up to 10 retries, 10 s delay, the critical queue.
-                info = client.enqueue(task, max_retry=10, process_in=10, queue="critical")
-                print(
-                    f"enqueued {info.type} id={info.id} queue={info.queue} state={info.state} "
-                    f"max_retry={info.max_retry} next_process_at={info.next_process_at:%H:%M:%S} "
-                    f"payload={json.loads(info.payload)}"
-                )
-    finally:
-        if server is not None:
-            server.stop()
-    return 0
+def _checkout() -> Path | None:
+    """The source tree that holds examples/signup: this file's, else the current one."""
+    for root in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if (root / "examples" / "signup" / "demo.py").is_file():
+            return root
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    root = _checkout()
+    if root is None:
+        print(
+            "pyasynq demo: examples/signup/ not found. The demo runs from a source checkout: "
+            "`make demo` in the repository.",
+            file=sys.stderr,
+        )
+        return 2
+    missing = [m for m in _NEEDS if importlib.util.find_spec(m) is None]
+    if missing:
+        print(
+            f"pyasynq demo: missing {', '.join(missing)}; install the examples extra: "
+            "pip install -e '.[examples]' (or `make demo`)",
+            file=sys.stderr,
+        )
+        return 2
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    demo = importlib.import_module("examples.signup.demo")
+    return int(demo.main(argv))
 
 
 if __name__ == "__main__":
