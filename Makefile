@@ -4,12 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow lint typecheck format sync proto check bench clean
+.PHONY: browser install demo test test-slow lint typecheck format sync proto check bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install -q -e ".[hiredis,embedded,examples,cli,prometheus]" --group dev
+	$(BIN)/python -m pip install -q -e ".[hiredis,embedded,examples,cli,prometheus,web]" --group dev --group web-test
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -17,7 +17,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m pyasynq.demo
 
-test: $(STAMP)
+# The web dashboard's browser tests drive Debian's Chromium; install it when we can (root).
+browser:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+test: $(STAMP) browser
 	$(BIN)/python scripts/unasync.py --check
 	$(BIN)/python -m pytest -q
 
@@ -25,12 +30,12 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts examples
+	$(BIN)/ruff format --check src tests scripts examples
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests scripts
-	$(BIN)/ruff check --fix src tests scripts
+	$(BIN)/ruff format src tests scripts examples
+	$(BIN)/ruff check --fix src tests scripts examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -48,6 +53,15 @@ proto:
 		$(abspath .venv-proto/bin/python) -m grpc_tools.protoc -I. --python_out=. --mypy_out=. asynq.proto
 
 check: lint typecheck test
+
+# Benchmarks (benchmarks/, docs/benchmarks.md): pyasynq against its peers on one private
+# Redis. The harness builds the peers' venvs under benchmarks/.venv-peers on first use.
+# Extra flags via BENCH_ARGS, e.g. BENCH_ARGS="--go-bin benchmarks/go/bin".
+bench:
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
+
+bench-quick:
+	$(PY) -m benchmarks.run --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-proto .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import cron, dash, group, metrics, queue, scheduler, server, stats, task, worker
+from . import cron, dash, group, metrics, queue, scheduler, server, stats, task, web, worker
 from .common import UsageError
 
 __all__ = ["UsageError", "main"]
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     scheduler.register(sub)
     for noun in (stats, queue, task, group, server, cron, dash, metrics):
         noun.register(sub)
+    web.register(sub)
     return parser
 
 
