@@ -108,9 +108,11 @@ class ServerConfig:
         _secs(self.group_grace_period, "group_grace_period", minimum=1.0)
         if _seconds(self.group_max_delay) < 0:
             raise ValueError("group_max_delay must be 0 (no limit) or positive")
+        _int(self.group_max_size, "group_max_size")
         if self.group_max_size < 0:
             raise ValueError("group_max_size must be 0 (no limit) or positive")
         _secs(self.janitor_interval, "janitor_interval")
+        _int(self.janitor_batch_size, "janitor_batch_size")
         if self.janitor_batch_size < 1:
             raise ValueError("janitor_batch_size must be at least 1")
         hb = _secs(self.heartbeat_interval, "heartbeat_interval")
@@ -123,6 +125,7 @@ class ServerConfig:
         _secs(self.recoverer_interval, "recoverer_interval")
         _secs(self.syncer_interval, "syncer_interval")
         _secs(self.subscriber_retry_interval, "subscriber_retry_interval")
+        _int(self.max_crash_recoveries, "max_crash_recoveries")
         if self.max_crash_recoveries < 1:
             raise ValueError("max_crash_recoveries must be at least 1")
 
@@ -139,6 +142,11 @@ class ServerConfig:
     def positive_queues(self) -> dict[str, int]:
         """Queues as reported in ServerInfo: priority > 0, not GCD-normalised."""
         return {q: p for q, p in self.queues.items() if p > 0}
+
+
+def _int(value: object, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, got {value!r}")
 
 
 def _seconds(value: float | timedelta) -> float:

@@ -98,7 +98,9 @@ class ServeMux:
             fn = h
 
             async def inner(task: Task) -> None:
-                await run_sync(fn, task)
+                res = await run_sync(fn, task)
+                if inspect.isawaitable(res):  # e.g. a lambda or partial around async code
+                    await res
 
         for mw in reversed(self._middlewares):
             inner = mw(inner)

@@ -10,13 +10,13 @@ embedding; ``stop()`` and ``shutdown()`` control it from any thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import threading
 from typing import Any
 
-from redis.asyncio import Redis
-
 from ._async.broker import AsyncBroker
+from ._async.connection import Target
 from ._rdb.ops import Command
 from ._server.aggregator import Aggregator
 from ._server.base import Component, Runtime
@@ -37,6 +37,9 @@ from .mux import Handler, ServeMux
 
 __all__ = ["Server"]
 
+STARTUP_TIMEOUT = 5.0  # seconds to wait for Redis at start (go-redis' dial timeout)
+STOP_TIMEOUT = 5.0  # stop() waits at most this long for a dequeue in flight
+
 
 class Server:
     """Processes tasks from Redis with the handlers of a ServeMux.
@@ -48,7 +51,7 @@ class Server:
 
     def __init__(
         self,
-        redis: str | Redis,
+        redis: Target,
         *,
         config: ServerConfig | None = None,
         clock: Clock | None = None,
@@ -69,11 +72,22 @@ class Server:
         self._rt: Runtime | None = None
         self._processor: Processor | None = None
         self._shutdown_requested: asyncio.Event | None = None
+        self._shutdown_flag = False  # shutdown asked before the loop existed
+        self._closed: asyncio.Event | None = None
 
     @property
     def runtime(self) -> Runtime | None:
         """The running server's shared state (for tests and introspection)."""
         return self._rt
+
+    @property
+    def status(self) -> str:
+        """asynq's server state: ``new``, ``active``, ``stopped`` or ``closed``."""
+        if self._state == "closed":
+            return "closed"
+        if self._rt is not None:
+            return self._rt.status
+        return "new"
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -83,37 +97,77 @@ class Server:
         asyncio.run(self.serve(handler, signals=True))
 
     def start(self, handler: ServeMux | Handler) -> None:
-        """Start processing on a background thread and return once it is running."""
+        """Start processing on a background thread and return once it is running.
+        Raises BrokerError when Redis cannot be reached (then the server is closed)."""
+        mux = _as_mux(handler)
         self._claim()
         self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._serve_claimed(handler, signals=False)),
-            name="pyasynq-server",
-            daemon=True,
+            target=self._thread_main, args=(mux,), name="pyasynq-server", daemon=True
         )
         self._thread.start()
         self._started.wait()
         if self._start_error is not None:
+            self._thread.join()
             raise self._start_error
 
     def stop(self) -> None:
-        """Stop taking new tasks; running ones finish. Safe from any thread."""
-        self._call(self._stop)
+        """Stop taking new tasks; running ones finish. Safe from any thread; from another
+        thread than the server's it returns once no new task can start."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        if _running_loop() is loop:
+            self._stop()
+            return
+        try:
+            done = asyncio.run_coroutine_threadsafe(self._stop_and_wait(), loop)
+        except RuntimeError:  # the loop closed meanwhile
+            return
+        with contextlib.suppress(Exception):
+            done.result(STOP_TIMEOUT)
+
+    async def _stop_and_wait(self) -> None:
+        self._stop()
+        if self._processor is not None:
+            await self._processor.stopped()
 
     def shutdown(self) -> None:
         """Stop, wait up to shutdown_timeout for running tasks, requeue the rest, clear the
-        server state, and return. Safe from any thread except the server's own loop."""
-        if self._loop is None:
+        server state, and return. Safe from any thread except the server's own loop (there,
+        ``await server.ashutdown()``)."""
+        loop = self._loop
+        if loop is None:
+            self._shutdown_flag = True  # not started yet: serve() ends at once
             return
+        if _running_loop() is loop:
+            raise RuntimeError(
+                "shutdown() would block the server's own event loop; use "
+                "`await server.ashutdown()` there"
+            )
         self._call(self._request_shutdown)
         if self._thread is not None:
             self._thread.join()
         else:
             self._finished.wait()
 
+    async def ashutdown(self) -> None:
+        """:meth:`shutdown` for async code, from the server's loop or any other."""
+        loop = self._loop
+        if loop is None:
+            self._shutdown_flag = True
+            return
+        if _running_loop() is not loop:
+            await asyncio.to_thread(self.shutdown)
+            return
+        self._request_shutdown()
+        assert self._closed is not None
+        await self._closed.wait()
+
     async def serve(self, handler: ServeMux | Handler, *, signals: bool = False) -> None:
         """Run the server in the current event loop until shutdown."""
+        mux = _as_mux(handler)
         self._claim()
-        await self._serve_claimed(handler, signals=signals)
+        await self._serve_claimed(mux, signals=signals)
 
     # -- internals ----------------------------------------------------------------------
 
@@ -122,24 +176,31 @@ class Server:
             raise ServerClosedError("a Server runs once; create a new one to start again")
         self._state = "starting"
 
+    def _thread_main(self, mux: ServeMux) -> None:
+        try:
+            asyncio.run(self._serve_claimed(mux, signals=False))
+        except BaseException as exc:
+            # A start failure is re-raised by start(); anything later is only logged,
+            # so that it does not end as an unhandled exception in a thread.
+            if self._start_error is None:
+                self.log.error("server stopped by an unexpected error: %r", exc)
+
     def _call(self, fn: Any) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
+        if _running_loop() is loop:
             fn()
         else:
-            loop.call_soon_threadsafe(fn)
+            # RuntimeError: the loop closed meanwhile, nothing left to stop.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(fn)
 
     def _stop(self) -> None:
         if self._rt is not None and not self._rt.stopping.is_set():
             self.log.info("Stopping processor")
-            self._rt.stopping.set()
             self._rt.status = "stopped"
+            self._rt.stopping.set()
             if self._processor is not None:
                 self._processor.notify()
 
@@ -147,26 +208,23 @@ class Server:
         if self._shutdown_requested is not None:
             self._shutdown_requested.set()
 
-    async def _serve_claimed(self, handler: ServeMux | Handler, *, signals: bool) -> None:
-        mux = _as_mux(handler)
+    async def _serve_claimed(self, mux: ServeMux, *, signals: bool) -> None:
         self._loop = asyncio.get_running_loop()
         self._shutdown_requested = asyncio.Event()
-        broker = AsyncBroker(self._redis)
+        self._closed = asyncio.Event()
+        if self._shutdown_flag:
+            self._shutdown_requested.set()
         try:
-            await broker.ping()
-        except BrokerError as exc:
-            self._start_error = exc
-            self._started.set()
-            self._finished.set()
-            await broker.aclose()
+            broker = AsyncBroker(self._redis)
+        except BaseException as exc:
+            self._fail_start(exc)
             raise
-        rt = Runtime(self.config, broker, self.log, self._clock, self._redis)
-        self._rt = rt
-        await self._warn_eviction(broker)
-        parts = _Parts(rt, mux)
-        self._processor = parts.processor
-        rt.status = "active"
-        parts.start()
+        try:
+            parts = await self._startup(broker, mux)
+        except BaseException as exc:
+            await broker.aclose()
+            self._fail_start(exc)
+            raise
         if signals:
             self._install_signals()
         self.log.info("Starting processing")
@@ -176,13 +234,41 @@ class Server:
             await self._shutdown_requested.wait()
         finally:
             self.log.info("Starting graceful shutdown")
+            rt = parts.rt
             rt.status = "closed"
-            await parts.shutdown()
-            await broker.aclose()
-            rt.closing.set()
-            self._state = "closed"
-            self._finished.set()
-            self.log.info("Exiting")
+            try:
+                await parts.shutdown()
+            finally:
+                await broker.aclose()
+                rt.closing.set()
+                self._state = "closed"
+                self._closed.set()
+                self._finished.set()
+                self.log.info("Exiting")
+
+    async def _startup(self, broker: AsyncBroker, mux: ServeMux) -> _Parts:
+        try:
+            await asyncio.wait_for(broker.ping(), STARTUP_TIMEOUT)
+        except TimeoutError:
+            raise BrokerError(
+                f"cannot reach Redis at {broker}: no answer within {STARTUP_TIMEOUT} s"
+            ) from None
+        rt = Runtime(self.config, broker, self.log, self._clock, self._redis)
+        self._rt = rt
+        await self._warn_eviction(broker)
+        parts = _Parts(rt, mux)
+        self._processor = parts.processor
+        rt.status = "active"
+        parts.start()
+        return parts
+
+    def _fail_start(self, exc: BaseException) -> None:
+        self._start_error = exc
+        self._state = "closed"
+        self._started.set()
+        self._finished.set()
+        if self._closed is not None:
+            self._closed.set()
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -196,14 +282,37 @@ class Server:
             reply = await broker.run(Command(("CONFIG", "GET", "maxmemory-policy")))
         except BrokerError:
             return  # CONFIG is often disabled on managed Redis
-        values = [v.decode() if isinstance(v, bytes) else str(v) for v in reply or []]
-        policy = values[1] if len(values) > 1 else ""
+        policy = _config_value(reply, "maxmemory-policy")
         if policy and policy != "noeviction":
             self.log.warn(
                 "Redis maxmemory-policy is %r: under memory pressure Redis may evict task "
                 "keys and lose tasks. Set `maxmemory-policy noeviction` for a task queue.",
                 policy,
             )
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _config_value(reply: Any, name: str) -> str:
+    """One setting from a CONFIG GET reply: redis-py gives a dict (RESP2 callback or
+    RESP3 map), a raw client a flat [name, value] list."""
+
+    def text(v: Any) -> str:
+        return v.decode() if isinstance(v, bytes) else str(v)
+
+    if isinstance(reply, dict):
+        found = {text(k): text(v) for k, v in reply.items()}
+        return found.get(name, "")
+    if isinstance(reply, list | tuple):
+        items = [text(v) for v in reply]
+        pairs = dict(zip(items[::2], items[1::2], strict=False))
+        return pairs.get(name, "")
+    return ""
 
 
 def _as_mux(handler: ServeMux | Handler) -> ServeMux:

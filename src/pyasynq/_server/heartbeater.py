@@ -11,6 +11,7 @@ lease, and pyasynq's fenced writes keep a stale worker from overwriting the task
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from collections import defaultdict
 from typing import TYPE_CHECKING
@@ -70,6 +71,11 @@ class Heartbeater:
                 self.rt.log.warn("heartbeater: could not clear server state: %s", exc)
         finally:
             await broker.aclose()
+            # A redis-py client built on a given pool does not close that pool on
+            # aclose(); the clone's pool is ours alone, so close its connections here.
+            pool = getattr(broker.redis, "connection_pool", None)
+            if pool is not None:
+                await pool.disconnect()
 
     async def beat(self, broker: AsyncBroker) -> None:
         rt = self.rt
@@ -101,10 +107,14 @@ class Heartbeater:
             )
             for t in tasks
         ]
-        ttl = max(1, round(2 * self.interval))
-        state.check_replies(
-            await broker.run_many(state.write_server_state(info, workers, now, ttl))
-        )
+        # Whole seconds (SETEX), never shorter than two intervals.
+        ttl = max(1, math.ceil(2 * self.interval))
+        try:
+            state.check_replies(
+                await broker.run_many(state.write_server_state(info, workers, now, ttl))
+            )
+        except BrokerError as exc:  # the leases matter more: extend them anyway
+            rt.log.warn("heartbeater: could not write the server state: %s", exc)
         await self.extend_leases(broker, tasks, now)
         self.beats += 1
 
@@ -121,5 +131,9 @@ class Heartbeater:
         until = now + self.lease
         for q, group in by_queue.items():
             op = processing.extend_leases(q, [(t.msg.id, t.token) for t in group], until)
-            extended = processing.extend_leases_result(await broker.run(op))
+            try:
+                extended = processing.extend_leases_result(await broker.run(op))
+            except BrokerError as exc:  # one queue's failure must not cost the others
+                self.rt.log.warn("heartbeater: could not extend leases in %s: %s", q, exc)
+                continue
             self.rt.workers.extend(extended, until)

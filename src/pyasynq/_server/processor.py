@@ -1,7 +1,7 @@
 """The processor: takes tasks from the queues in priority order and runs their handlers.
 
-One dequeue loop holds a semaphore of ``concurrency`` tokens; a token is taken before each
-dequeue attempt and given back when the queues were empty or the task's worker finished,
+One dequeue loop counts ``concurrency`` slots; a slot is taken before each dequeue
+attempt and given back when the queues were empty or the task's worker finished,
 so at most ``concurrency`` tasks are active here (wire spec 5.2). Each task runs in its own
 asyncio task that waits for the first of: the handler's result, its deadline, a cancel
 request, the loss of its lease, or the shutdown abort (5.3), then writes the outcome (5.4).
@@ -10,13 +10,16 @@ request, the loss of its lease, or the shutdown abort (5.3), then writes the out
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import random
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyasynq._rdb.codec import TaskMessage
 from pyasynq._rdb.ops import Op, processing
+from pyasynq.config import default_retry_delay
 from pyasynq.context import ResultWriter, TaskContext, set_current
 from pyasynq.errors import BrokerError, LeaseExpiredError, RevokeTask, SkipRetry
 from pyasynq.options import Options
@@ -53,14 +56,21 @@ def error_text(exc: BaseException) -> str:
 
 
 def wraps(exc: BaseException, kind: type[BaseException]) -> bool:
-    """Whether ``exc`` is ``kind`` or has it in its cause/context chain (Go's errors.Is)."""
+    """Whether ``exc`` is ``kind`` or has it in its chain (Go's errors.Is): the explicit
+    cause (``raise X from kind()``) and the implicit context, unless ``from None``
+    detached it."""
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         if isinstance(cur, kind):
             return True
         seen.add(id(cur))
-        cur = cur.__cause__ or cur.__context__
+        if cur.__cause__ is not None:
+            cur = cur.__cause__
+        elif cur.__suppress_context__:
+            cur = None
+        else:
+            cur = cur.__context__
     return False
 
 
@@ -75,6 +85,31 @@ def task_deadline(msg: TaskMessage, now: float) -> float:
     return now + DEFAULT_TIMEOUT
 
 
+def queue_order(
+    priorities: Mapping[str, int], strict: bool, rng: random.Random | None = None
+) -> list[str]:
+    """The order in which to try the queues for one dequeue (wire spec 5.1): strict =
+    priority descending; else each name repeated ``priority`` times, shuffled, first
+    occurrences kept, so queue q comes first with probability p_q / sum(p)."""
+    if len(priorities) == 1 or strict:
+        return sorted(priorities, key=lambda q: -priorities[q])
+    names = [q for q, p in priorities.items() for _ in range(p)]
+    (rng or random).shuffle(names)
+    return list(dict.fromkeys(names))
+
+
+async def wait_any(*events: asyncio.Event, timeout: float | None = None) -> None:
+    """Return when one of ``events`` is set or ``timeout`` seconds passed."""
+    if any(e.is_set() for e in events):
+        return
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
 class Processor:
     name = "processor"
 
@@ -84,66 +119,83 @@ class Processor:
         self.threads = threads
         self.syncer = syncer
         cfg = rt.config
-        self.sema = asyncio.Semaphore(cfg.concurrency)
+        self.concurrency = cfg.concurrency
+        self.busy = 0  # slots taken (wire spec 5.2): dequeue attempts and running tasks
+        self._slot_freed = asyncio.Event()
         self.abort = asyncio.Event()  # shutdown timeout fired: requeue what still runs
         self.running: set[asyncio.Task[None]] = set()
         self._prio = cfg.normalized_queues()
-        self._strict = sorted(self._prio, key=lambda q: -self._prio[q])
         self._lease = cfg.seconds("lease_duration")
         self._check = cfg.seconds("task_check_interval")
         self._tokens = (f"{rt.identity.server_id}:{n}" for n in itertools.count(1))
         self._wake = asyncio.Event()
+        self._loop_started = False
+        self._loop_exited = asyncio.Event()
 
     def queue_order(self) -> list[str]:
         """The order in which to try the queues for one dequeue (wire spec 5.1)."""
-        if len(self._prio) == 1:
-            return self._strict
-        if self.rt.config.strict_priority:
-            return self._strict
-        names = [q for q, p in self._prio.items() for _ in range(p)]
-        random.shuffle(names)
-        return list(dict.fromkeys(names))
+        return queue_order(self._prio, self.rt.config.strict_priority)
 
     def notify(self) -> None:
-        """Work may be available: cut the idle sleep short."""
+        """Work may be available, or we are stopping: cut the idle sleep short."""
         self._wake.set()
 
     async def run(self) -> None:
         rt = self.rt
-        while not rt.stopping.is_set():
-            await self.sema.acquire()
-            if rt.stopping.is_set():
-                self.sema.release()
-                break
-            try:
-                found = await self._dequeue()
-            except BrokerError as exc:
-                self.sema.release()
-                rt.log.error("processor: dequeue failed: %s", exc)
-                await self._idle(1.0)
-                continue
-            if found is None:
-                self.sema.release()
-                await self._idle(self._check / 2 + random.uniform(0, self._check))
-                continue
-            msg, token = found
-            t = asyncio.create_task(self._work(msg, token), name=f"pyasynq-task-{msg.id}")
-            self.running.add(t)
-            t.add_done_callback(self.running.discard)
+        self._loop_started = True
+        try:
+            while not rt.stopping.is_set():
+                if not await self._acquire():
+                    break
+                try:
+                    found = await self._dequeue()
+                except BrokerError as exc:
+                    self._release()
+                    rt.log.error("processor: dequeue failed: %s", exc)
+                    await self._idle(1.0)
+                    continue
+                except BaseException:
+                    self._release()
+                    raise
+                if found is None:
+                    self._release()
+                    await self._idle(self._check / 2 + random.uniform(0, self._check))
+                    continue
+                msg, token = found
+                t = asyncio.create_task(self._work(msg, token), name=f"pyasynq-task-{msg.id}")
+                self.running.add(t)
+                t.add_done_callback(self.running.discard)
+        finally:
+            self._loop_exited.set()
+
+    async def stopped(self) -> None:
+        """Return once the dequeue loop has ended (after ``rt.stopping`` was set)."""
+        if self._loop_started:
+            await self._loop_exited.wait()
+
+    async def _acquire(self) -> bool:
+        """Take a slot; False once stopping (then no slot is held)."""
+        while self.busy >= self.concurrency and not self.rt.stopping.is_set():
+            self._slot_freed.clear()
+            await wait_any(self._slot_freed, self.rt.stopping)
+        if self.rt.stopping.is_set():
+            return False
+        self.busy += 1
+        return True
+
+    def _release(self) -> None:
+        self.busy -= 1
+        self._slot_freed.set()
 
     async def _idle(self, seconds: float) -> None:
         self._wake.clear()
-        stop = asyncio.create_task(self.rt.stopping.wait())
-        wake = asyncio.create_task(self._wake.wait())
-        try:
-            await asyncio.wait({stop, wake}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            wake.cancel()
+        await wait_any(self.rt.stopping, self._wake, timeout=seconds)
 
     async def _dequeue(self) -> tuple[TaskMessage, str] | None:
         rt = self.rt
         for q in self.queue_order():
+            if rt.stopping.is_set():
+                return None
             token = next(self._tokens)
             op = processing.dequeue(q, rt.clock.now(), token, lease_duration=int(self._lease))
             leased = processing.dequeue_result(q, await rt.broker.run(op))
@@ -178,7 +230,7 @@ class Processor:
         finally:
             rt.workers.remove(msg.id)
             active.cancel.set()
-            self.sema.release()
+            self._release()
 
     async def _run_handler(
         self, active: ActiveTask, wake: asyncio.Event, deadline: float
@@ -215,6 +267,8 @@ class Processor:
             waiter.cancel()
             abort.cancel()
         if job in done:
+            if job.cancelled():  # the handler raised CancelledError itself
+                return Canceled()
             return job.exception()
         # The handler is still running: end its context. An async handler is cancelled;
         # a sync one is abandoned (threads cannot be killed) and sees ctx.cancelled.
@@ -238,16 +292,24 @@ class Processor:
         loop = asyncio.get_running_loop()
 
         def write(data: bytes) -> None:
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:  # .result() below would wait for this very loop
+                raise RuntimeError("write_sync() blocks: in an async handler use `await write()`")
             coro = self.rt.broker.run(processing.write_result(msg.queue, msg.id, data))
             asyncio.run_coroutine_threadsafe(coro, loop).result()
 
         return write
 
     async def _finish(self, active: ActiveTask, err: BaseException | None) -> None:
-        rt, msg, cfg = self.rt, active.msg, self.rt.config
+        rt, msg = self.rt, active.msg
         now = rt.clock.now()
-        if err is not None and cfg.error_handler is not None:
+        if err is not None and rt.config.error_handler is not None:
             await self._call_error_handler(msg, err)
+        # asynq's order (processor.go handleFailedMessage): RevokeTask, then archive when
+        # retries are exhausted or SkipRetry, else retry (counted only if IsFailure).
         if err is None or wraps(err, RevokeTask):
             if err is None and msg.retention > 0:
                 op = processing.mark_complete(msg, now, active.token)
@@ -256,11 +318,9 @@ class Processor:
         elif msg.retried >= msg.retry or wraps(err, SkipRetry):
             op = processing.archive(msg, now, error_text(err), active.token)
         else:
-            delay = self._retry_delay(msg, err)
-            is_failure = bool(cfg.is_failure(err))
             op = processing.retry(
-                msg, now=now, retry_at=now + delay, err_msg=error_text(err),
-                is_failure=is_failure, token=active.token,
+                msg, now=now, retry_at=now + retry_delay(rt, msg, err),
+                err_msg=error_text(err), is_failure=is_failure(rt, err), token=active.token,
             )  # fmt: skip
         await self._write(active, op)
 
@@ -287,18 +347,13 @@ class Processor:
             rt.log.warn("task %s: write failed, will retry: %s", active.msg.id, exc)
             self.syncer.add(op, until=active.lease_until)
 
-    def _retry_delay(self, msg: TaskMessage, err: BaseException) -> float:
-        task = Task(msg.type, msg.payload, headers=msg.headers or None)
-        d = self.rt.config.retry_delay_func(msg.retried, err, task)
-        return d.total_seconds() if hasattr(d, "total_seconds") else float(d)
-
     async def _call_error_handler(self, msg: TaskMessage, err: BaseException) -> None:
         handler = self.rt.config.error_handler
         assert handler is not None
         task = Task(msg.type, msg.payload, headers=msg.headers or None)
         try:
             res = handler(task, err)
-            if asyncio.iscoroutine(res):
+            if inspect.isawaitable(res):
                 await res
         except Exception as exc:
             self.rt.log.error("error handler failed for task %s: %s", msg.id, exc)
@@ -307,16 +362,38 @@ class Processor:
         """Stop dequeuing, give running tasks ``shutdown_timeout`` to finish, then make the
         rest requeue themselves (wire spec 5.5)."""
         rt = self.rt
+        loop = asyncio.get_running_loop()
+        until = loop.time() + rt.config.seconds("shutdown_timeout")
         rt.stopping.set()
         self.notify()
+        await self.stopped()  # a dequeue in flight may still start a task
         if not self.running:
             return
-        _, pending = await asyncio.wait(
-            set(self.running), timeout=rt.config.seconds("shutdown_timeout")
-        )
+        _, pending = await asyncio.wait(set(self.running), timeout=max(0.0, until - loop.time()))
         if pending:
             self.abort.set()
             await asyncio.wait(pending, timeout=5.0)
+
+
+def retry_delay(rt: Runtime, msg: TaskMessage, err: BaseException) -> float:
+    """The user's retry_delay_func(retried, err, task) in seconds; asynq's default when it
+    fails, so a broken function cannot strand the task in active."""
+    task = Task(msg.type, msg.payload, headers=msg.headers or None)
+    try:
+        d: Any = rt.config.retry_delay_func(msg.retried, err, task)
+        return float(d.total_seconds() if hasattr(d, "total_seconds") else d)
+    except Exception as exc:
+        rt.log.error("retry_delay_func failed for task %s: %r; using the default", msg.id, exc)
+        return default_retry_delay(msg.retried, err, task)
+
+
+def is_failure(rt: Runtime, err: BaseException) -> bool:
+    """The user's is_failure(err); True when it fails."""
+    try:
+        return bool(rt.config.is_failure(err))
+    except Exception as exc:
+        rt.log.error("is_failure failed: %r; counting the error as a failure", exc)
+        return True
 
 
 _NO_OPTIONS = Options()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pyasynq._rdb.ops import aggregation, processing
 from pyasynq.errors import LeaseExpiredError
-from pyasynq.task import Task
 
 from .base import Component, Runtime, run_write
+from .processor import is_failure, retry_delay
 
 LEASE_EXPIRED = "asynq: task lease expired"
 
@@ -47,12 +47,9 @@ class Recoverer(Component):
                     op = processing.archive(msg, now, reason, "", crashed=True)
                 else:
                     err = LeaseExpiredError()
-                    task = Task(msg.type, msg.payload, headers=msg.headers or None)
-                    d = cfg.retry_delay_func(msg.retried, err, task)
-                    delay = d.total_seconds() if hasattr(d, "total_seconds") else float(d)
                     op = processing.retry(
-                        msg, now, now + delay, LEASE_EXPIRED, bool(cfg.is_failure(err)), "",
-                        crashed=True,
+                        msg, now, now + retry_delay(rt, msg, err), LEASE_EXPIRED,
+                        is_failure(rt, err), "", crashed=True,
                     )  # fmt: skip
                 try:
                     await run_write(rt, op)

@@ -25,8 +25,7 @@ class Subscriber(Component):
             await asyncio.wait({listen, stop}, return_when=asyncio.FIRST_COMPLETED)
             stop.cancel()
             if self.done.is_set():
-                listen.cancel()
-                await asyncio.gather(listen, return_exceptions=True)
+                await cancel_until_done(listen)
                 return
             exc = listen.exception()
             self.rt.log.warn("subscriber: %s; retrying in %ss", exc, self.interval)
@@ -45,3 +44,14 @@ class Subscriber(Component):
         t.cancel_requested = True
         if t.waker is not None:
             t.waker()
+
+
+async def cancel_until_done(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for it to end. redis-py (seen with 8.1) can swallow a
+    cancellation that lands while SUBSCRIBE connects and then keeps listening, so the
+    cancel is repeated until it takes."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log it as never retrieved

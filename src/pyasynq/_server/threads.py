@@ -10,6 +10,7 @@ beyond ``size`` exit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import queue
 import threading
@@ -61,11 +62,13 @@ class ThreadRunner:
                 return
             fut, loop, ctx, fn, args = job
             try:
-                result = ctx.run(fn, *args)
+                result, error = ctx.run(fn, *args), None
             except BaseException as exc:
-                loop.call_soon_threadsafe(_set, fut, None, exc)
-            else:
-                loop.call_soon_threadsafe(_set, fut, result, None)
+                result, error = None, exc
+            # An abandoned handler may return after the server's loop closed: then nobody
+            # waits for the result any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_set, fut, result, error)
             with self._lock:
                 if self._closed or self._idle >= self._size:
                     self._threads -= 1
