@@ -26,6 +26,8 @@ RetryDelayFunc = Callable[[int, BaseException, Task], "float | timedelta"]
 ErrorHandler = Callable[[Task, BaseException], "Awaitable[None] | None"]
 GroupAggregator = Callable[[str, list[Task]], "Task | Awaitable[Task]"]
 HealthCheckFunc = Callable[["BaseException | None"], "Awaitable[None] | None"]
+# (TaskMessage, handler seconds, error or None); see pyasynq._server.metrics_hook.
+TaskDoneHook = Callable[[Any, float, "BaseException | None"], None]
 
 
 def default_retry_delay(retried: int, error: BaseException, task: Task) -> float:
@@ -78,7 +80,11 @@ class ServerConfig:
     syncer_interval: float | timedelta = 5.0
     subscriber_retry_interval: float | timedelta = 5.0
     max_crash_recoveries: int = 3
-    drop_abandoned_threads_after: float | timedelta = 0.0
+    # Metrics: on_task_done is called once per handler run with its outcome; with
+    # metrics_port the worker serves pyasynq.metrics.WorkerMetrics on /metrics.
+    on_task_done: TaskDoneHook | None = None
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int):
@@ -96,7 +102,7 @@ class ServerConfig:
         for fname in ("retry_delay_func", "is_failure"):
             if not callable(getattr(self, fname)):
                 raise TypeError(f"{fname} must be callable")
-        for fname in ("error_handler", "health_check_func", "group_aggregator"):
+        for fname in ("error_handler", "health_check_func", "group_aggregator", "on_task_done"):
             value = getattr(self, fname)
             if value is not None and not callable(value):
                 raise TypeError(f"{fname} must be callable or None")
@@ -126,6 +132,8 @@ class ServerConfig:
         _secs(self.syncer_interval, "syncer_interval")
         _secs(self.subscriber_retry_interval, "subscriber_retry_interval")
         _int(self.max_crash_recoveries, "max_crash_recoveries")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics_port must be 0-65535, got {self.metrics_port}")
         if self.max_crash_recoveries < 1:
             raise ValueError("max_crash_recoveries must be at least 1")
 

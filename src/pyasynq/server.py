@@ -18,6 +18,7 @@ from typing import Any
 from ._async.broker import AsyncBroker
 from ._async.connection import Target
 from ._rdb.ops import Command
+from ._server import metrics_hook
 from ._server.aggregator import Aggregator
 from ._server.base import Component, Runtime
 from ._server.forwarder import Forwarder
@@ -59,7 +60,7 @@ class Server:
     ) -> None:
         if config is not None and options:
             raise TypeError("give either config=ServerConfig(...) or keyword options, not both")
-        self.config = config or ServerConfig(**options)
+        self.config, self._metrics = metrics_hook.attach(config or ServerConfig(**options))
         self._redis = redis
         self._clock: Clock = clock or RealClock()
         self.log = Logger(self.config.logger, self.config.log_level)
@@ -240,6 +241,8 @@ class Server:
                 await parts.shutdown()
             finally:
                 await broker.aclose()
+                if self._metrics is not None:
+                    self._metrics.close()
                 rt.closing.set()
                 self._state = "closed"
                 self._closed.set()
@@ -259,6 +262,11 @@ class Server:
         parts = _Parts(rt, mux)
         self._processor = parts.processor
         rt.status = "active"
+        if self._metrics is not None:
+            port = metrics_hook.serve(self._metrics, self.config)
+            self.log.info(
+                "Serving worker metrics at http://%s:%d/metrics", self.config.metrics_host, port
+            )
         parts.start()
         return parts
 

@@ -26,6 +26,7 @@ from pyasynq.options import Options
 from pyasynq.task import Task
 
 from .base import ActiveTask, Runtime, run_write
+from .metrics_hook import report_task_done
 
 if TYPE_CHECKING:
     from pyasynq.mux import ServeMux
@@ -219,11 +220,13 @@ class Processor:
         wake = asyncio.Event()
         active.waker = lambda: loop.call_soon_threadsafe(wake.set)
         rt.workers.add(active)
+        t0 = loop.time()
         try:
             err = await self._run_handler(active, wake, deadline)
             if isinstance(err, Aborted):
                 await self._requeue(active)
             else:
+                report_task_done(rt, msg, loop.time() - t0, err)
                 await self._finish(active, err)
         except Exception as exc:
             rt.log.error("processor: task %s: unexpected failure: %s", msg.id, exc)

@@ -138,7 +138,7 @@ def clone(client: AnyRedis) -> AnyRedis:
         )
         return master
     fresh = type(pool)(connection_class=pool.connection_class, **pool.connection_kwargs)
-    return Redis(connection_pool=fresh)
+    return Redis.from_pool(fresh)  # the client owns (and closes) this pool
 
 
 def node_client(cluster: AnyRedis, host: str, port: int) -> Redis:

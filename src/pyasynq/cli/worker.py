@@ -33,6 +33,8 @@ def register(sub: Any) -> None:
     p.add_argument("--shutdown-timeout", type=float, help="seconds to let tasks finish")
     p.add_argument("--log-level", help="debug, info, warn, error or fatal")
     p.add_argument("--config", help="module:attribute of a ServerConfig to start from")
+    p.add_argument("--metrics-port", type=int,
+                   help="serve worker metrics (--processes N: port..port+N-1)")  # fmt: skip
     p.add_argument("-p", "--processes", type=int, default=1,
                    help="worker processes to run and supervise (default 1)")  # fmt: skip
     p.set_defaults(func=run)
@@ -66,6 +68,8 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         changes["shutdown_timeout"] = args.shutdown_timeout
     if args.log_level:
         changes["log_level"] = args.log_level
+    if args.metrics_port is not None:
+        changes["metrics_port"] = args.metrics_port
     try:
         return dataclasses.replace(base, **changes)
     except (TypeError, ValueError) as exc:
@@ -107,7 +111,7 @@ def _run_one(url: str, config: ServerConfig, handler: Any) -> int:
     return 0
 
 
-def _child_argv(url: str, args: argparse.Namespace) -> list[str]:
+def _child_argv(url: str, args: argparse.Namespace, index: int = 0) -> list[str]:
     argv = [sys.executable, "-m", "pyasynq", "--redis-url", url, "worker", args.target]
     for q in args.queue:
         argv += ["--queue", q]
@@ -118,12 +122,13 @@ def _child_argv(url: str, args: argparse.Namespace) -> list[str]:
             argv += [flag, str(value)]
     if args.strict:
         argv.append("--strict")
+    if args.metrics_port is not None:
+        argv += ["--metrics-port", str(args.metrics_port + index)]
     return argv
 
 
 def _supervise(url: str, args: argparse.Namespace) -> int:
     """Keep ``args.processes`` children alive until told to stop."""
-    argv = _child_argv(url, args)
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -137,7 +142,7 @@ def _supervise(url: str, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     for i in range(args.processes):
-        children[i] = subprocess.Popen(argv)
+        children[i] = subprocess.Popen(_child_argv(url, args, i))
     print(f"pyasynq: supervising {args.processes} worker processes "
           f"(pids {' '.join(str(c.pid) for c in children.values())})", file=sys.stderr)  # fmt: skip
     while True:
@@ -151,6 +156,6 @@ def _supervise(url: str, args: argparse.Namespace) -> int:
             if code is not None and not stopping:
                 print(f"pyasynq: worker pid {child.pid} exited ({code}); starting a new one",
                       file=sys.stderr)  # fmt: skip
-                children[i] = subprocess.Popen(argv)
+                children[i] = subprocess.Popen(_child_argv(url, args, i))
         if os.getppid() == 1:  # our parent died: do not linger as an orphan supervisor
             on_signal(signal.SIGTERM, None)

@@ -17,7 +17,8 @@
 --               nothing changed
 --   NOT FOUND   the id was not in active, or not in lease (earlier removals stay done)
 --   INTERNAL    the id was already in completed (active/lease removals stay done)
--- The hash gets msg and state=completed (a `result` field is kept; `attempt` is removed).
+-- The hash gets msg and state=completed (a `result` field is kept; `attempt` and the
+-- crash counter `crashes` are removed: a completed task has nothing left to fence).
 -- The lock is deleted only while it still holds this task's id.
 local attempt = redis.call("HGET", KEYS[4], "attempt")
 if ARGV[6] ~= "" and attempt ~= ARGV[6] and redis.call("EXISTS", KEYS[4]) == 1 then
@@ -33,7 +34,7 @@ if redis.call("ZADD", KEYS[3], ARGV[3], ARGV[1]) ~= 1 then
     return redis.error_reply("INTERNAL")
 end
 redis.call("HSET", KEYS[4], "msg", ARGV[4], "state", "completed")
-redis.call("HDEL", KEYS[4], "attempt")
+redis.call("HDEL", KEYS[4], "attempt", "crashes")
 if redis.call("INCR", KEYS[5]) == 1 then
     redis.call("EXPIREAT", KEYS[5], ARGV[2])
 end
