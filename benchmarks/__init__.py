@@ -1,0 +1,4 @@
+"""pyasynq's benchmark suite: pyasynq and its peers on one private Redis.
+
+See docs/benchmarks.md.
+"""
