@@ -342,6 +342,7 @@ class _Parts:
         self.threads = ThreadRunner(rt.config.concurrency)
         self.syncer = Syncer(rt)
         self.processor = Processor(rt, mux, self.threads, self.syncer)
+        rt.wake = self.processor.notify
         self.forwarder = Forwarder(rt, on_forward=self.processor.notify)
         self.recoverer = Recoverer(rt)
         self.subscriber = Subscriber(rt)

@@ -8,6 +8,7 @@ from time import monotonic
 from types import TracebackType
 from typing import Self
 
+from pyasynq._rdb import keys
 from pyasynq._rdb.ops.base import Command, Op
 from pyasynq._rdb.ops.enqueue import Prepared, enqueue_result, prepare
 from pyasynq.clock import Clock, RealClock
@@ -19,7 +20,7 @@ from pyasynq.errors import (
     TaskIDConflictError,
 )
 from pyasynq.options import Duration, Options, When
-from pyasynq.task import EnqueueResult, Task, TaskInfo
+from pyasynq.task import EnqueueResult, Task, TaskInfo, TaskState
 
 from .broker import AsyncBroker, is_transient
 from .connection import Target
@@ -126,12 +127,14 @@ class AsyncClient:
         while True:
             try:
                 ops: list[Op] = [p.register_queue, p.call]
+                if p.info.state is TaskState.PENDING:
+                    ops.append(_wake(p.info.queue))
                 if replicas:
-                    registered, reply, acked = await self._broker.run_durable(
-                        ops, replicas, self._wait_timeout
-                    )
+                    replies = await self._broker.run_durable(ops, replicas, self._wait_timeout)
+                    acked = replies[-1]
                 else:
-                    registered, reply = await self._broker.run_many(ops)
+                    replies = await self._broker.run_many(ops)
+                registered, reply = replies[0], replies[1]
                 try:
                     _outcome(reply, registered)
                 except (TaskIDConflictError, DuplicateTaskError):
@@ -171,11 +174,17 @@ class AsyncClient:
                 task, options = item, Options()
             prepared.append(_prepare(task, options, now_ns))
         queues = list(dict.fromkeys(p.register_queue.args for p in prepared))
-        ops: list[Op] = [*(Command(args) for args in queues), *(p.call for p in prepared)]
+        woken = dict.fromkeys(p.info.queue for p in prepared if p.info.state is TaskState.PENDING)
+        ops: list[Op] = [
+            *(Command(args) for args in queues),
+            *(p.call for p in prepared),
+            *(_wake(q) for q in woken),
+        ]
         replies = await self._broker.run_many(ops)
         registered = dict(zip(queues, replies, strict=False))
         results = []
-        for p, reply in zip(prepared, replies[len(queues) :], strict=True):
+        calls = replies[len(queues) : len(queues) + len(prepared)]
+        for p, reply in zip(prepared, calls, strict=True):
             try:
                 _outcome(reply, registered[p.register_queue.args])
                 results.append(EnqueueResult(p.info))
@@ -195,6 +204,11 @@ def _outcome(reply: object, registered: object) -> None:
         raise BrokerError(
             f"the task was stored, but registering its queue in asynq:queues failed: {registered}"
         )
+
+
+def _wake(queue: str) -> Command:
+    """Tell idle pyasynq workers that ``queue`` has new pending work (Go ignores it)."""
+    return Command(("PUBLISH", keys.WAKE_CHANNEL, queue))
 
 
 def _check_acked(acked: object, replicas: int, timeout: float) -> None:

@@ -16,6 +16,10 @@ ALL_SERVERS = "asynq:servers"  # ZSET server-info key -> expiry time
 ALL_WORKERS = "asynq:workers"  # ZSET workers key -> expiry time
 ALL_SCHEDULERS = "asynq:schedulers"  # ZSET scheduler-entries key -> expiry time
 CANCEL_CHANNEL = "asynq:cancel"  # Pub/Sub channel, message = task id
+# pyasynq only: clients announce new pending work here (message = queue name) so idle
+# pyasynq workers dequeue at once instead of at their next poll. Go ignores it; Go clients
+# do not send it, and workers still poll for their tasks.
+WAKE_CHANNEL = "pyasynq:wake"
 
 
 def queue_prefix(qname: str) -> str:

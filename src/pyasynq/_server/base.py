@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +122,7 @@ class Runtime:
         self.queues = list(config.normalized_queues())
         self.stopping = asyncio.Event()  # no new work (Stop)
         self.closing = asyncio.Event()  # everything ends (Shutdown)
+        self.wake: Callable[[], None] | None = None  # the processor's notify()
         self.status = "new"
         self.started_at = clock.now()
 

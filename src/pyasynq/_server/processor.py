@@ -148,6 +148,8 @@ class Processor:
             while not rt.stopping.is_set():
                 if not await self._acquire():
                     break
+                # Clear before looking, so a wake-up that arrives while we look is kept.
+                self._wake.clear()
                 try:
                     found = await self._dequeue()
                 except BrokerError as exc:
@@ -189,7 +191,6 @@ class Processor:
         self._slot_freed.set()
 
     async def _idle(self, seconds: float) -> None:
-        self._wake.clear()
         await wait_any(self.rt.stopping, self._wake, timeout=seconds)
 
     async def _dequeue(self) -> tuple[TaskMessage, str] | None:

@@ -17,6 +17,7 @@ class Subscriber(Component):
     def __init__(self, rt: Runtime) -> None:
         super().__init__(rt, rt.config.seconds("subscriber_retry_interval"))
         self.ready = asyncio.Event()
+        self._queues = frozenset(rt.queues)
 
     async def run(self) -> None:
         while not self.done.is_set():
@@ -33,9 +34,15 @@ class Subscriber(Component):
                 await asyncio.wait_for(self.done.wait(), self.interval)
 
     async def _listen(self) -> None:
-        stream = self.rt.broker.messages(keys.CANCEL_CHANNEL, on_subscribed=self.ready.set)
-        async for data in stream:
-            self.cancel(data.decode("utf-8", "replace"))
+        stream = self.rt.broker.messages(
+            keys.CANCEL_CHANNEL, keys.WAKE_CHANNEL, on_subscribed=self.ready.set
+        )
+        async for channel, data in stream:
+            text = data.decode("utf-8", "replace")
+            if channel == keys.CANCEL_CHANNEL:
+                self.cancel(text)
+            elif text in self._queues and self.rt.wake is not None:
+                self.rt.wake()
 
     def cancel(self, task_id: str) -> None:
         t = self.rt.workers.get(task_id)

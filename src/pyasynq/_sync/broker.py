@@ -45,6 +45,7 @@ class Broker:
             self._owned = owned
         self._where = describe(self.redis)
         self._nodes: dict[tuple[str, int], Broker] = {}  # direct node links (cluster)
+        self._loaded: set[str] = set()  # scripts sent with SCRIPT LOAD by this broker
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._where}>"
@@ -83,6 +84,11 @@ class Broker:
         if not ops:
             return []
         try:
+            # Load scripts this broker has not sent yet, so the first pipeline keeps its
+            # order (a NOSCRIPT resend would run after the commands that followed it).
+            for name in {op.script for op in ops if isinstance(op, Call)} - self._loaded:
+                self.redis.script_load(scripts.source(name))
+                self._loaded.add(name)
             replies = self._pipeline(ops)
             missing = {
                 op.script
@@ -156,22 +162,25 @@ class Broker:
         return found
 
     def messages(
-        self, channel: str, on_subscribed: Callable[[], None] | None = None
-    ) -> Iterator[bytes]:
-        """Subscribe to ``channel`` and yield each message's data until the caller stops
-        iterating. Connection failures raise BrokerError; the caller resubscribes."""
-        conn, own = pubsub_client(self.redis)
+        self, *channels: str, on_subscribed: Callable[[], None] | None = None
+    ) -> Iterator[tuple[str, bytes]]:
+        """Subscribe to ``channels`` and yield (channel, data) for each message until the
+        caller stops iterating. Connection failures raise BrokerError; the caller
+        resubscribes."""
+        conn, own = pubsub_client(self.redis, channels[0])
         pubsub = conn.pubsub(ignore_subscribe_messages=True)
         try:
-            pubsub.subscribe(channel)
+            pubsub.subscribe(*channels)
             if on_subscribed is not None:
                 on_subscribed()
             while True:
                 msg = pubsub.get_message(timeout=1.0)
                 if msg is not None and msg.get("type") == "message":
-                    yield bytes(msg["data"])
+                    name = msg["channel"]
+                    name = name.decode() if isinstance(name, bytes) else str(name)
+                    yield name, bytes(msg["data"])
         except RedisError as exc:
-            raise BrokerError(f"subscription to {channel} failed: {exc}") from exc
+            raise BrokerError(f"subscription to {', '.join(channels)} failed: {exc}") from exc
         finally:
             with contextlib.suppress(RedisError):
                 pubsub.close()

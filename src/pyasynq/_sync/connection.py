@@ -11,11 +11,19 @@ from typing import Any, TypeAlias
 from redis import Redis
 from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import ConnectionError, ReadOnlyError, TimeoutError
+from redis.exceptions import (
+    ConnectionError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    SlotNotCoveredError,
+    TimeoutError,
+)
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from pyasynq.connection import ClusterOptions, SentinelOptions, parse_url
+from pyasynq.errors import BrokerError
 
 AnyRedis: TypeAlias = Redis | RedisCluster
 Target: TypeAlias = str | Redis | RedisCluster | SentinelOptions | ClusterOptions
@@ -94,22 +102,29 @@ def _sentinel(o: SentinelOptions) -> Redis:
 
 
 def _cluster(o: ClusterOptions) -> RedisCluster:
-    return RedisCluster(
-        startup_nodes=[ClusterNode(h, p) for h, p in o.nodes],
-        username=o.username,
-        password=o.password,
-        ssl=o.tls,
-        max_connections=64,
-        socket_timeout=o.socket_timeout,
-        decode_responses=False,
-        retry=_retry(),
-        retry_on_error=list(_RETRY_ON),
-    )
+    try:
+        return RedisCluster(
+            startup_nodes=[ClusterNode(h, p) for h, p in o.nodes],
+            username=o.username,
+            password=o.password,
+            ssl=o.tls,
+            max_connections=64,
+            socket_timeout=o.socket_timeout,
+            decode_responses=False,
+            retry=_retry(),
+            retry_on_error=list(_RETRY_ON),
+        )
+    except (RedisError, RedisClusterException) as exc:  # the sync client connects when made
+        raise BrokerError(f"cannot reach Redis at {o.describe()}: {exc}") from exc
 
 
 def _kwargs(client: Any) -> dict[str, Any]:
     if isinstance(client, RedisCluster):
-        kw: dict[str, Any] = dict(getattr(client, "connection_kwargs", {}))
+        # The asyncio cluster client keeps them itself, the sync one in its nodes manager.
+        found = getattr(client, "connection_kwargs", None)
+        kw: dict[str, Any] = dict(
+            found if found is not None else client.nodes_manager.connection_kwargs
+        )
         return kw
     return dict(client.connection_pool.connection_kwargs)
 
@@ -118,7 +133,7 @@ def _node_kwargs(cluster: Any, cls: Any = Redis) -> dict[str, Any]:
     """Connection settings of a cluster client that ``cls`` accepts, minus what is per
     node."""
     accepted = inspect.signature(cls.__init__).parameters
-    skip = ("host", "port", "connection_class", "retry")
+    skip = ("host", "port", "connection_class", "retry", "redis_connect_func")
     return {k: v for k, v in _kwargs(cluster).items() if k not in skip and k in accepted}
 
 
@@ -146,13 +161,18 @@ def node_client(cluster: AnyRedis, host: str, port: int) -> Redis:
     return Redis(host=host, port=port, **_node_kwargs(cluster))
 
 
-def pubsub_client(client: AnyRedis) -> tuple[Redis, bool]:
-    """A plain client for SUBSCRIBE: in a cluster, any node will do, since classic
-    PUBLISH reaches every node. Returns the client and whether the caller must close it."""
+def pubsub_client(client: AnyRedis, channel: str) -> tuple[Redis, bool]:
+    """A plain client for SUBSCRIBE to ``channel``. Returns the client and whether the
+    caller must close it. In a cluster, classic PUBLISH reaches every node, but its reply
+    counts only the subscribers of the node that took it: subscribe on the master of the
+    channel's slot, where PUBLISH is routed (redis-py and go-redis both do), so that count
+    covers every server."""
     c: Any = client
     if isinstance(client, RedisCluster):
-        nodes = c.get_nodes() or [c.get_default_node()]
-        node = random.choice(nodes)
+        try:
+            node = c.get_node_from_key(channel)
+        except SlotNotCoveredError:  # slots not known yet: any node still gets the messages
+            node = random.choice(c.get_nodes() or [c.get_default_node()])
         return Redis(host=node.host, port=int(node.port), **_node_kwargs(c)), True
     return client, False
 
