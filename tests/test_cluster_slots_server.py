@@ -22,7 +22,7 @@ NOW = 1_700_000_000.0
 
 # What this file runs; the rest is covered by the files named in the docstring.
 SERVER_SCRIPTS = {
-    "dequeue", "dequeue_many", "done", "mark_complete", "requeue", "retry", "archive",
+    "dequeue", "dequeue_many", "done", "done_many", "mark_complete", "requeue", "retry", "archive",
     "forward", "extend_leases", "list_lease_expired", "quarantine",
     "delete_expired_completed", "aggregation_check", "read_aggregation_set",
     "delete_aggregation_set", "reclaim_stale_aggregation_sets", "write_server_state",
@@ -41,7 +41,7 @@ def lifecycle(queue: str) -> Callable[[str], None]:
 
     def run(url: str) -> None:
         with pyasynq.Client(url) as client:
-            for i in range(6):
+            for i in range(8):
                 client.enqueue(pyasynq.Task("t", b"%d" % i), queue=queue, task_id=f"p{i}")
             client.enqueue(pyasynq.Task("t", b"u"), queue=queue, task_id="u", unique=60)
             client.enqueue(pyasynq.Task("t"), queue=queue, task_id="s", process_at=NOW - 5)
@@ -65,6 +65,8 @@ def _take(b: Broker, queue: str, token: str) -> codec.TaskMessage:
 def _drive(b: Broker, queue: str) -> None:
     m1 = _take(b, queue, "a1")
     processing.check_write(b.run(processing.done(m1, NOW, "a1")))
+    m0a, m0b = _take(b, queue, "a0"), _take(b, queue, "a0b")
+    b.run(processing.done_many(queue, NOW, [(m0a, "a0"), (m0b, "a0b")]))
     m2 = _take(b, queue, "a2")
     m2.retention = 60
     processing.check_write(b.run(processing.mark_complete(m2, NOW, "a2")))

@@ -7,7 +7,9 @@ The comment after each builder names the Redis type stored under the key.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import math
 from datetime import UTC, datetime
 
 # Global registries (no hash tag: each one hashes on its whole name).
@@ -75,7 +77,14 @@ def failed_total_key(qname: str) -> str:  # STRING int, all-time
 
 
 def _utc_date(unix_seconds: float) -> str:
-    return datetime.fromtimestamp(unix_seconds, UTC).strftime("%Y-%m-%d")
+    return _utc_date_of(math.floor(unix_seconds))
+
+
+@functools.lru_cache(maxsize=8)
+def _utc_date_of(second: int) -> str:
+    # Cached per second: every finished task names its daily counter, and formatting the
+    # date each time was a measurable share of the worker's time.
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d")
 
 
 def processed_key(qname: str, unix_seconds: float) -> str:  # STRING int, daily (UTC date)

@@ -29,6 +29,22 @@ if TYPE_CHECKING:
     from pyasynq._async.broker import AsyncBroker
 
 
+class Flag:
+    """A set-once boolean with threading.Event's set()/is_set(), without its Condition and
+    lock: nobody waits on it (the waker wakes the worker), and a bool store is atomic."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 @dataclass(slots=True)
 class ActiveTask:
     """One task being processed here. Written by the processor on the event loop, read
@@ -41,7 +57,7 @@ class ActiveTask:
     deadline: float  # Unix s: when the handler's context ends
     lease_until: float  # Unix s: our view of the lease; writes are refused past it
     cancel: threading.Event = field(default_factory=threading.Event)
-    lease_lost: threading.Event = field(default_factory=threading.Event)
+    lease_lost: Flag = field(default_factory=Flag)
     cancel_requested: bool = False
     waker: Any = None  # callable(reason) the heartbeater/subscriber use to wake the worker
 

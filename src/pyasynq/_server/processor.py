@@ -2,9 +2,12 @@
 
 One dequeue loop counts ``concurrency`` slots; a slot is taken before each dequeue
 attempt and given back when the queues were empty or the task's worker finished,
-so at most ``concurrency`` tasks are active here (wire spec 5.2). Each task runs in its own
-asyncio task that waits for the first of: the handler's result, its deadline, a cancel
+so at most ``concurrency`` tasks are active here (wire spec 5.2). When several slots are
+free, one ``dequeue_many`` call leases up to that many tasks at once. Each task runs in its
+own asyncio task that waits for the first of: the handler's result, its deadline, a cancel
 request, the loss of its lease, or the shutdown abort (5.3), then writes the outcome (5.4).
+Outcome writes that are ready together go to Redis in one pipelined round trip
+(:class:`WriteBatcher`); each is still its own fenced script with its own reply.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from pyasynq.errors import BrokerError, LeaseExpiredError, RevokeTask, SkipRetry
 from pyasynq.options import Options
 from pyasynq.task import Task
 
-from .base import ActiveTask, Runtime, run_write
+from .base import ActiveTask, Runtime
 from .metrics_hook import report_task_done
 
 if TYPE_CHECKING:
+    from pyasynq._async.broker import AsyncBroker
     from pyasynq.mux import ServeMux
 
     from .syncer import Syncer
@@ -99,6 +103,94 @@ def queue_order(
     return list(dict.fromkeys(names))
 
 
+DoneArgs = tuple[TaskMessage, float, str]  # what processing.done(msg, now, token) took
+
+
+class WriteBatcher:
+    """Pipelines task writes: a write goes out on the next turn of the event loop, and the
+    writes that arrive while a round trip is in flight go together in the next one, so
+    there is no timer and no added latency when writes are rare. ``done`` writes of one
+    queue within one second are merged into one ``done_many`` call (the same keys and
+    arguments, so the same effect). Each caller gets the reply of its own op (or the
+    BrokerError of its op or of the whole round trip), never another task's."""
+
+    def __init__(self, broker: AsyncBroker, max_batch: int = 256) -> None:
+        self._broker = broker
+        self._max = max_batch
+        self._pending: list[tuple[Op | None, DoneArgs | None, asyncio.Future[object]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def run(self, op: Op | None, done: DoneArgs | None = None) -> object:
+        """Send ``op`` and return its reply. ``done`` instead of ``op`` (or with it, when
+        ``op`` is ``processing.done(*done)``) asks for a done write that may be merged;
+        the single op is built only if it is sent alone."""
+        if op is None and done is None:
+            raise ValueError("WriteBatcher.run needs an op or done arguments")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[object] = loop.create_future()
+        self._pending.append((op, done, fut))
+        if self._flusher is None:
+            self._flusher = loop.create_task(self._flush())
+        return await fut
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch = self._pending[: self._max]
+                del self._pending[: self._max]
+                try:
+                    replies = await self._send(batch)
+                except BaseException:
+                    for _, _, fut in batch:
+                        fut.cancel()
+                    raise
+                for (_, _, fut), reply in zip(batch, replies, strict=True):
+                    if not fut.done():
+                        fut.set_result(reply)
+        finally:
+            self._flusher = None
+            for _, _, fut in self._pending:  # only left behind when cancelled
+                fut.cancel()
+            self._pending.clear()
+
+    async def _send(
+        self, batch: list[tuple[Op | None, DoneArgs | None, asyncio.Future[object]]]
+    ) -> list[object]:
+        groups: dict[tuple[str, int], list[int]] = {}
+        for i, (_, done, _) in enumerate(batch):
+            if done is not None:
+                groups.setdefault((done[0].queue, int(done[1])), []).append(i)
+        wire: list[Op] = []
+        plan: list[list[int]] = []  # per op sent: the batch items its reply answers
+        merged: set[int] = set()
+        for (queue, _), idx in groups.items():
+            if len(idx) > 1:
+                items = [d for i in idx if (d := batch[i][1]) is not None]
+                tasks = [(msg, token) for msg, _, token in items]
+                wire.append(processing.done_many(queue, items[0][1], tasks))
+                plan.append(idx)
+                merged.update(idx)
+        for i, (op, done, _) in enumerate(batch):
+            if i not in merged:
+                wire.append(_single(op, done))
+                plan.append([i])
+        try:
+            if len(wire) == 1 and len(plan[0]) == 1:  # cheaper than a pipeline of one
+                replies = [await self._broker.run(wire[0])]
+            else:
+                replies = list(await self._broker.run_many(wire))
+        except BrokerError as exc:  # no reply at all: every op gets the failure
+            replies = [exc] * len(wire)
+        except Exception as exc:
+            replies = [BrokerError(f"task writes failed: {exc!r}")] * len(wire)
+        out: list[object] = [None] * len(batch)
+        for idx, reply in zip(plan, replies, strict=True):
+            parts = processing.done_many_result(reply, len(idx)) if len(idx) > 1 else [reply]
+            for i, part in zip(idx, parts, strict=True):
+                out[i] = part
+        return out
+
+
 async def wait_any(*events: asyncio.Event, timeout: float | None = None) -> None:
     """Return when one of ``events`` is set or ``timeout`` seconds passed."""
     if any(e.is_set() for e in events):
@@ -132,6 +224,8 @@ class Processor:
         self._wake = asyncio.Event()
         self._loop_started = False
         self._loop_exited = asyncio.Event()
+        self._writes = WriteBatcher(rt.broker)
+        self._stops: set[asyncio.Future[None]] = set()  # one per running handler, for abort
 
     def queue_order(self) -> list[str]:
         """The order in which to try the queues for one dequeue (wire spec 5.1)."""
@@ -150,24 +244,27 @@ class Processor:
                     break
                 # Clear before looking, so a wake-up that arrives while we look is kept.
                 self._wake.clear()
+                want = 1 + self._take_free()
                 try:
-                    found = await self._dequeue()
+                    found = await self._dequeue(want)
                 except BrokerError as exc:
-                    self._release()
+                    self._release(want)
                     rt.log.error("processor: dequeue failed: %s", exc)
                     await self._idle(1.0)
                     continue
                 except BaseException:
-                    self._release()
+                    self._release(want)
                     raise
-                if found is None:
-                    self._release()
+                if not found:
+                    self._release(want)
                     await self._idle(self._check / 2 + random.uniform(0, self._check))
                     continue
-                msg, token = found
-                t = asyncio.create_task(self._work(msg, token), name=f"pyasynq-task-{msg.id}")
-                self.running.add(t)
-                t.add_done_callback(self.running.discard)
+                if len(found) < want:
+                    self._release(want - len(found))
+                for msg, token in found:
+                    t = asyncio.create_task(self._work(msg, token), name=f"pyasynq-task-{msg.id}")
+                    self.running.add(t)
+                    t.add_done_callback(self.running.discard)
         finally:
             self._loop_exited.set()
 
@@ -186,30 +283,53 @@ class Processor:
         self.busy += 1
         return True
 
-    def _release(self) -> None:
-        self.busy -= 1
+    def _take_free(self) -> int:
+        """Take every other free slot too (at most DEQUEUE_MANY_MAX in all), so one
+        dequeue_many call can fill them; returns how many were taken."""
+        n = max(0, min(self.concurrency - self.busy, processing.DEQUEUE_MANY_MAX - 1))
+        self.busy += n
+        return n
+
+    def _release(self, n: int = 1) -> None:
+        self.busy -= n
         self._slot_freed.set()
 
     async def _idle(self, seconds: float) -> None:
         await wait_any(self.rt.stopping, self._wake, timeout=seconds)
 
-    async def _dequeue(self) -> tuple[TaskMessage, str] | None:
+    async def _dequeue(self, want: int = 1) -> list[tuple[TaskMessage, str]]:
+        """Up to ``want`` tasks from the first queue (in this round's order) that has any.
+
+        The tasks of one dequeue_many call share its attempt token. Fencing stays per task:
+        the token is compared with each task hash's own ``attempt`` field, and a task can be
+        in one call only once, while any later dequeue of it (after a recovery) comes with
+        a new token; the heartbeater extends each (id, token) pair on its own."""
         rt = self.rt
+        lease = int(self._lease)
         for q in self.queue_order():
             if rt.stopping.is_set():
-                return None
+                return []
             token = next(self._tokens)
-            op = processing.dequeue(q, rt.clock.now(), token, lease_duration=int(self._lease))
-            leased = processing.dequeue_result(q, await rt.broker.run(op))
-            if leased is None:
-                continue
-            if leased.msg is None:
-                # A record we cannot run must not block the queue: set it aside, go on.
-                rt.log.error("task %s in %s: %s; quarantined", leased.task_id, q, leased.problem)
-                await rt.broker.run(processing.quarantine(q, leased.task_id, leased.problem))
-                continue
-            return leased.msg, token
-        return None
+            now = rt.clock.now()
+            if want == 1:
+                one = processing.dequeue_result(
+                    q, await rt.broker.run(processing.dequeue(q, now, token, lease_duration=lease))
+                )
+                leased = [] if one is None else [one]
+            else:
+                op = processing.dequeue_many(q, now, token, want, lease_duration=lease)
+                leased = processing.dequeue_many_result(q, await rt.broker.run(op))
+            found = []
+            for item in leased:
+                if item.msg is None:
+                    # A record we cannot run must not block the queue: set it aside, go on.
+                    rt.log.error("task %s in %s: %s; quarantined", item.task_id, q, item.problem)
+                    await rt.broker.run(processing.quarantine(q, item.task_id, item.problem))
+                    continue
+                found.append((item.msg, token))
+            if found:
+                return found
+        return []
 
     async def _work(self, msg: TaskMessage, token: str) -> None:
         rt = self.rt
@@ -218,12 +338,14 @@ class Processor:
         active = ActiveTask(msg=msg, token=token, started=now, deadline=deadline,
                             lease_until=now + self._lease)  # fmt: skip
         loop = asyncio.get_running_loop()
-        wake = asyncio.Event()
-        active.waker = lambda: loop.call_soon_threadsafe(wake.set)
+        # Resolved by whatever ends the wait first: the handler, its deadline, a cancel
+        # request or lost lease (other threads, via waker), or the shutdown abort.
+        stop: asyncio.Future[None] = loop.create_future()
+        active.waker = lambda: loop.call_soon_threadsafe(_resolve, stop)
         rt.workers.add(active)
         t0 = loop.time()
         try:
-            err = await self._run_handler(active, wake, deadline)
+            err = await self._run_handler(active, stop, deadline)
             if isinstance(err, Aborted):
                 await self._requeue(active)
             else:
@@ -237,7 +359,7 @@ class Processor:
             self._release()
 
     async def _run_handler(
-        self, active: ActiveTask, wake: asyncio.Event, deadline: float
+        self, active: ActiveTask, stop: asyncio.Future[None], deadline: float
     ) -> BaseException | None:
         """The handler's error (None on success), or Aborted on shutdown."""
         rt, msg = self.rt, active.msg
@@ -260,17 +382,19 @@ class Processor:
             set_current(ctx)
             await handler(task)
 
-        job = asyncio.create_task(call())
-        waiter = asyncio.create_task(wake.wait())
-        abort = asyncio.create_task(self.abort.wait())
+        loop = asyncio.get_running_loop()
+        job = loop.create_task(call())
+        job.add_done_callback(lambda _: _resolve(stop))
+        timer = loop.call_later(remaining, _resolve, stop)
+        self._stops.add(stop)
+        if self.abort.is_set():
+            _resolve(stop)
         try:
-            done, _ = await asyncio.wait(
-                {job, waiter, abort}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-            )
+            await stop
         finally:
-            waiter.cancel()
-            abort.cancel()
-        if job in done:
+            timer.cancel()
+            self._stops.discard(stop)
+        if job.done():
             if job.cancelled():  # the handler raised CancelledError itself
                 return Canceled()
             return job.exception()
@@ -314,11 +438,13 @@ class Processor:
             await self._call_error_handler(msg, err)
         # asynq's order (processor.go handleFailedMessage): RevokeTask, then archive when
         # retries are exhausted or SkipRetry, else retry (counted only if IsFailure).
+        op: Op | None = None
+        done: DoneArgs | None = None
         if err is None or wraps(err, RevokeTask):
             if err is None and msg.retention > 0:
                 op = processing.mark_complete(msg, now, active.token)
             else:
-                op = processing.done(msg, now, active.token)
+                done = (msg, now, active.token)  # processing.done, built only if sent alone
         elif msg.retried >= msg.retry or wraps(err, SkipRetry):
             op = processing.archive(msg, now, error_text(err), active.token)
         else:
@@ -326,12 +452,12 @@ class Processor:
                 msg, now=now, retry_at=now + retry_delay(rt, msg, err),
                 err_msg=error_text(err), is_failure=is_failure(rt, err), token=active.token,
             )  # fmt: skip
-        await self._write(active, op)
+        await self._write(active, op, done)
 
     async def _requeue(self, active: ActiveTask) -> None:
         await self._write(active, processing.requeue(active.msg, active.token))
 
-    async def _write(self, active: ActiveTask, op: Op) -> None:
+    async def _write(self, active: ActiveTask, op: Op | None, done: DoneArgs | None = None) -> None:
         """Send the post-processing write unless our lease is gone; on a connection
         failure hand it to the syncer, which retries until the lease ends."""
         rt = self.rt
@@ -342,14 +468,14 @@ class Processor:
             )  # fmt: skip
             return
         try:
-            await run_write(rt, op)
+            processing.check_write(await self._writes.run(op, done))
         except LeaseExpiredError:
             rt.log.warn("task %s: lease lost to another worker; outcome dropped", active.msg.id)
         except processing.DEFINITIVE_ERRORS as exc:
             rt.log.warn("task %s: %s", active.msg.id, exc)
         except BrokerError as exc:
             rt.log.warn("task %s: write failed, will retry: %s", active.msg.id, exc)
-            self.syncer.add(op, until=active.lease_until)
+            self.syncer.add(_single(op, done), until=active.lease_until)
 
     async def _call_error_handler(self, msg: TaskMessage, err: BaseException) -> None:
         handler = self.rt.config.error_handler
@@ -376,6 +502,8 @@ class Processor:
         _, pending = await asyncio.wait(set(self.running), timeout=max(0.0, until - loop.time()))
         if pending:
             self.abort.set()
+            for stop in list(self._stops):
+                _resolve(stop)
             await asyncio.wait(pending, timeout=5.0)
 
 
@@ -401,6 +529,19 @@ def is_failure(rt: Runtime, err: BaseException) -> bool:
 
 
 _NO_OPTIONS = Options()
+
+
+def _single(op: Op | None, done: DoneArgs | None) -> Op:
+    """The op of one write: ``op``, else ``processing.done(*done)``."""
+    if op is not None:
+        return op
+    assert done is not None
+    return processing.done(*done)
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _utc(unix: float) -> datetime:

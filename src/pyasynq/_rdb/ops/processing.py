@@ -213,6 +213,44 @@ def done(msg: TaskMessage, now: float, token: str) -> Call:
     return Call("done", ks, [msg.id, _stats_expiry(now), MAX_INT64, token])
 
 
+def done_many(queue: str, now: float, tasks: Sequence[tuple[TaskMessage, str]]) -> Call:
+    """:func:`done` for each ``(msg, token)`` of ``queue`` in one call: the same writes,
+    fencing and replies, one per task. See :func:`done_many_result`."""
+    if not tasks:
+        raise ValueError("done_many needs at least one task")
+    ks = [
+        keys.active_key(queue),
+        keys.lease_key(queue),
+        keys.processed_key(queue, now),
+        keys.processed_total_key(queue),
+    ]
+    args: list[Arg] = [_stats_expiry(now), MAX_INT64, keys.task_key_prefix(queue)]
+    for msg, token in tasks:
+        if msg.queue != queue:
+            raise ValueError(f"task {msg.id} is in queue {msg.queue!r}, not {queue!r}")
+        args += [msg.id, token, msg.unique_key]
+    return Call("done_many", ks, args)
+
+
+def done_many_result(reply: object, n: int) -> list[object]:
+    """One element per task of :func:`done_many`, in order: 1, or the LeaseExpiredError /
+    TaskGoneError :func:`done` would have raised, so that :func:`check_write` maps each as
+    it maps a single done reply. A failed call (a BrokerError reply) is every task's."""
+    if isinstance(reply, BrokerError):
+        return [reply] * n
+    if not isinstance(reply, list) or len(reply) != n:
+        err = BrokerError(f"unexpected done_many reply {reply!r}")
+        return [err] * n
+    out: list[object] = []
+    for r in reply:
+        if r == 1:
+            out.append(1)
+        else:
+            text = _text(r)
+            out.append(map_error(BrokerError(f"done failed: {text}")))
+    return out
+
+
 def mark_complete(msg: TaskMessage, now: float, token: str) -> Call:
     """Success with retention: store ``msg`` with ``completed_at`` = now as completed until
     now + retention, count it, release its lock. Reply 1; see :func:`mark_complete_result`."""

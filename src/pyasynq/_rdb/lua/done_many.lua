@@ -1,0 +1,43 @@
+-- done_many: done (wire spec 3.7) for several tasks of one queue in one call (pyasynq only).
+-- KEYS[1] active list
+-- KEYS[2] lease zset
+-- KEYS[3] daily processed counter asynq:{q}:processed:<YYYY-MM-DD>
+-- KEYS[4] all-time processed counter
+-- ARGV[1] daily counter expiry, Unix seconds (now + 90 days)
+-- ARGV[2] MaxInt64 as decimal text; the all-time counter wraps to 1 there
+-- ARGV[3] task key prefix asynq:{q}:t:
+-- ARGV[4..] triples: task id, attempt token ("" skips the check), uniqueness lock key
+--           ("" = none; the task's own lock, which carries the queue's hash tag)
+-- Returns one element per triple, in order: 1, or the text LEASE LOST / NOT FOUND with
+-- exactly the meaning of done.lua's error replies. Each task is handled as done.lua
+-- handles one, so a refused task changes nothing and does not affect the others.
+local out = {}
+for i = 4, #ARGV, 3 do
+    local id, token, lock = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    local key = ARGV[3] .. id
+    local result = 1
+    if token ~= "" and redis.call("HGET", key, "attempt") ~= token
+        and redis.call("EXISTS", key) == 1 then
+        result = "LEASE LOST"
+    elseif redis.call("LREM", KEYS[1], 0, id) == 0 then
+        result = "NOT FOUND"
+    elseif redis.call("ZREM", KEYS[2], id) == 0 then
+        result = "NOT FOUND"
+    elseif redis.call("DEL", key) == 0 then
+        result = "NOT FOUND"
+    else
+        if redis.call("INCR", KEYS[3]) == 1 then
+            redis.call("EXPIREAT", KEYS[3], ARGV[1])
+        end
+        if redis.call("GET", KEYS[4]) == ARGV[2] then
+            redis.call("SET", KEYS[4], 1)
+        else
+            redis.call("INCR", KEYS[4])
+        end
+        if lock ~= "" and redis.call("GET", lock) == id then
+            redis.call("DEL", lock)
+        end
+    end
+    out[#out + 1] = result
+end
+return out

@@ -1,0 +1,246 @@
+"""The processor's batched paths: several free slots filled by one dequeue_many call, and
+outcome writes pipelined by WriteBatcher, each with its own fenced reply."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import redis
+from rdb.helpers import queue_state, task_fields
+
+from pyasynq import Client, Task
+from pyasynq._async.broker import AsyncBroker
+from pyasynq._rdb import keys
+from pyasynq._rdb.codec import TaskMessage
+from pyasynq._rdb.ops import Op, processing
+from pyasynq._server.processor import WriteBatcher
+from pyasynq.errors import BrokerError, LeaseExpiredError, TaskGoneError
+
+from .support import Servers, wait_for
+
+Q = "default"
+
+
+class CountingBroker(AsyncBroker):
+    """Records how many round trips carried which ops."""
+
+    def __init__(self, redis: Any) -> None:
+        super().__init__(redis)
+        self.trips: list[list[str]] = []
+
+    async def run(self, op: Op) -> Any:
+        self.trips.append([getattr(op, "script", "command")])
+        return await super().run(op)
+
+    async def run_many(self, ops: Sequence[Op]) -> list[Any]:
+        self.trips.append([getattr(op, "script", "command") for op in ops])
+        return await super().run_many(ops)
+
+
+async def lease_tasks(
+    client: Client, b: AsyncBroker, ids: list[str], token: str
+) -> list[TaskMessage]:
+    for tid in ids:
+        client.enqueue(Task("t", tid.encode()), task_id=tid)
+    op = processing.dequeue_many(Q, time.time(), token, len(ids))
+    leased = processing.dequeue_many_result(Q, await b.run(op))
+    assert [x.task_id for x in leased] == ids
+    return [x.msg for x in leased if x.msg is not None]
+
+
+async def test_writes_ready_together_share_one_round_trip_with_their_own_replies(
+    redis_url: str, r: redis.Redis, client: Client
+) -> None:
+    b = CountingBroker(redis_url)
+    try:
+        ok1, lost, ok2 = await lease_tasks(client, b, ["a", "b", "c"], "tok-1")
+        # "b" was recovered and dequeued again elsewhere: its hash carries a newer token.
+        r.hset(keys.task_key(Q, "b"), "attempt", "tok-2")
+        batcher = WriteBatcher(b)
+        now = time.time()
+        b.trips.clear()
+        replies = await asyncio.gather(
+            *(batcher.run(processing.done(m, now, "tok-1")) for m in (ok1, lost, ok2))
+        )
+        assert b.trips == [["done", "done", "done"]]
+        processing.check_write(replies[0])
+        processing.check_write(replies[2])
+        with pytest.raises(LeaseExpiredError):
+            processing.check_write(replies[1])
+        state = queue_state(r, Q)
+        assert state["active"] == ["b"]  # the fenced write changed nothing
+        assert task_fields(r, Q, "b")["attempt"] == "tok-2"
+        assert not r.exists(keys.task_key(Q, "a"), keys.task_key(Q, "c"))
+        assert int(r.get(keys.processed_total_key(Q)) or 0) == 2
+        # Gone tasks answer NOT FOUND, still one reply per op.
+        (gone,) = await asyncio.gather(batcher.run(processing.done(ok1, now, "tok-1")))
+        with pytest.raises(TaskGoneError):
+            processing.check_write(gone)
+    finally:
+        await b.aclose()
+
+
+async def test_done_writes_of_one_queue_merge_into_one_done_many_call(
+    redis_url: str, r: redis.Redis, client: Client
+) -> None:
+    b = CountingBroker(redis_url)
+    try:
+        ok1, lost, ok2, gone = await lease_tasks(client, b, ["a", "b", "c", "d"], "tok-1")
+        r.hset(keys.task_key(Q, "b"), "attempt", "tok-2")  # b was dequeued again elsewhere
+        r.delete(keys.task_key(Q, "d"))  # d's hash vanished
+        batcher = WriteBatcher(b)
+        now = time.time()
+        b.trips.clear()
+        replies = await asyncio.gather(
+            *(
+                batcher.run(processing.done(m, now, "tok-1"), (m, now, "tok-1"))
+                for m in (ok1, lost, ok2, gone)
+            )
+        )
+        assert b.trips == [["done_many"]]
+        assert replies[0] == 1 and replies[2] == 1
+        with pytest.raises(LeaseExpiredError):
+            processing.check_write(replies[1])
+        with pytest.raises(TaskGoneError):
+            processing.check_write(replies[3])
+        state = queue_state(r, Q)
+        assert state["active"] == ["b"] and [t for t, _ in state["lease"]] == ["b"]
+        assert task_fields(r, Q, "b")["attempt"] == "tok-2"
+        assert int(r.get(keys.processed_total_key(Q)) or 0) == 2
+        assert int(r.get(keys.processed_key(Q, now)) or 0) == 2
+    finally:
+        await b.aclose()
+
+
+def _snapshot(r: redis.Redis) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    for k in sorted(r.keys("*")):
+        t = r.type(k)
+        if t == b"string":
+            out[k] = (r.get(k), r.ttl(k))
+        elif t == b"hash":
+            out[k] = r.hgetall(k)
+        elif t == b"list":
+            out[k] = r.lrange(k, 0, -1)
+        elif t == b"zset":
+            out[k] = r.zrange(k, 0, -1, withscores=True)
+        else:
+            out[k] = t
+    return out
+
+
+async def test_done_many_leaves_exactly_the_state_of_one_done_per_task(
+    redis_url: str, r: redis.Redis, client: Client
+) -> None:
+    """Same tasks, same tokens: once through done_many, once through done one by one;
+    covers the fenced, gone, uniquely locked (own and foreign lock) and counter-wrap cases."""
+    b = AsyncBroker(redis_url)
+    now = 1_700_000_000.0
+    results = []
+    try:
+        for way in ("many", "single"):
+            r.flushdb()
+            r.set(keys.processed_total_key(Q), str(2**63 - 1))  # MaxInt64: wraps to 1
+            client.enqueue(Task("u", b"1"), task_id="u1", unique=timedelta(hours=1))
+            client.enqueue(Task("u", b"2"), task_id="u2", unique=timedelta(hours=1))
+            for tid in ("a", "b", "c"):
+                client.enqueue(Task("t", tid.encode()), task_id=tid)
+            op = processing.dequeue_many(Q, now, "tok", 5)
+            leased = processing.dequeue_many_result(Q, await b.run(op))
+            msgs = {x.task_id: x.msg for x in leased if x.msg is not None}
+            u2 = msgs["u2"]
+            assert u2 is not None and u2.unique_key
+            r.set(u2.unique_key, "someone-else")  # a lock this task no longer holds
+            r.hset(keys.task_key(Q, "b"), "attempt", "other")
+            r.delete(keys.task_key(Q, "c"))
+            order = ["u1", "a", "b", "u2", "c"]
+            pairs = [(msgs[t], "tok") for t in order]
+            if way == "many":
+                reply = await b.run(processing.done_many(Q, now, pairs))
+                got = processing.done_many_result(reply, len(pairs))
+            else:
+                got = await b.run_many([processing.done(m, now, t) for m, t in pairs])
+            kinds = [
+                type(processing.map_error(g)).__name__ if isinstance(g, BrokerError) else g
+                for g in got
+            ]
+            results.append((kinds, _snapshot(r)))
+    finally:
+        await b.aclose()
+    (many_kinds, many_state), (single_kinds, single_state) = results
+    assert many_kinds == [1, 1, "LeaseExpiredError", 1, "TaskGoneError"]
+    assert many_kinds == single_kinds
+    assert many_state == single_state
+    assert many_state[keys.processed_total_key(Q).encode()][0] == b"3"  # wrapped, then +2
+
+
+async def test_writes_arriving_during_a_round_trip_go_in_the_next_one(
+    redis_url: str, r: redis.Redis, client: Client
+) -> None:
+    b = CountingBroker(redis_url)
+    try:
+        msgs = await lease_tasks(client, b, ["a", "b", "c"], "tok")
+        batcher = WriteBatcher(b)
+        now = time.time()
+        b.trips.clear()
+        first = asyncio.ensure_future(batcher.run(processing.done(msgs[0], now, "tok")))
+        await asyncio.sleep(0)  # the flusher has sent "a" alone and waits for its reply
+        rest = [batcher.run(processing.done(m, now, "tok")) for m in msgs[1:]]
+        replies = await asyncio.gather(first, *rest)
+        assert replies == [1, 1, 1]
+        assert b.trips == [["done"], ["done", "done"]]
+        assert queue_state(r, Q)["active"] == []
+    finally:
+        await b.aclose()
+
+
+async def test_a_failed_round_trip_gives_every_write_a_retryable_error() -> None:
+    b = AsyncBroker("redis://127.0.0.1:1/0")  # nothing listens there
+    try:
+        batcher = WriteBatcher(b)
+        msg = TaskMessage(id="x", type="t", queue=Q)
+        replies = await asyncio.gather(
+            *(batcher.run(processing.done(msg, time.time(), "tok")) for _ in range(3))
+        )
+        for reply in replies:
+            assert isinstance(reply, BrokerError)
+            with pytest.raises(BrokerError) as info:
+                processing.check_write(reply)
+            assert not isinstance(info.value, LeaseExpiredError | TaskGoneError)
+    finally:
+        await b.aclose()
+
+
+def test_free_slots_are_filled_by_one_dequeue_and_the_bound_holds(
+    servers: Servers, client: Client, r: redis.Redis
+) -> None:
+    for i in range(12):
+        client.enqueue(Task("t", b""), task_id=f"t{i:02}")
+    release = threading.Event()
+    started: list[str] = []
+    lock = threading.Lock()
+
+    def handler(task: Task) -> None:
+        with lock:
+            started.append(task.type)
+        release.wait(5)
+
+    servers.start(handler, concurrency=5)
+    wait_for(lambda: len(started) == 5, what="5 handlers")
+    state = queue_state(r, Q)
+    assert len(started) == 5
+    assert len(state["active"]) == 5 and len(state["pending"]) == 7
+    # The five came from one dequeue_many call: one attempt token, one lease each.
+    tokens = {task_fields(r, Q, tid)["attempt"] for tid in state["active"]}
+    assert len(tokens) == 1
+    assert sorted(tid for tid, _ in state["lease"]) == sorted(state["active"])
+    release.set()
+    wait_for(lambda: int(r.get(keys.processed_total_key(Q)) or 0) == 12, what="12 processed")
+    final = queue_state(r, Q)
+    assert final["active"] == [] and final["pending"] == [] and final["lease"] == []
