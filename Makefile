@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: browser install demo test test-slow lint typecheck format sync proto check bench bench-quick clean
+.PHONY: browser install demo test test-cluster test-slow lint typecheck format sync proto check bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,10 @@ browser:
 test: $(STAMP) browser
 	$(BIN)/python scripts/unasync.py --check
 	$(BIN)/python -m pytest -q
+
+# The functional suites again on a real Redis Cluster of three masters (tests/conftest.py).
+test-cluster: $(STAMP)
+	PYASYNQ_TEST_TOPOLOGY=cluster $(BIN)/python -m pytest -q tests/test_client.py tests/test_inspector.py tests/server tests/scheduler tests/test_conformance_enqueue.py
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio as aioredis
+import targets
 
 import pyasynq
 from pyasynq import Options, Task, TaskInfo, TaskState
@@ -440,6 +441,7 @@ def test_failed_queue_registration_is_not_silent(client: Any, r: redis.Redis) ->
 # ---------------------------------------------------------------------- connections
 
 
+@pytest.mark.single_node("a Redis Cluster has only database 0")
 def test_url_with_a_database_number(make: Make, redis_url: str, r: redis.Redis) -> None:
     url = redis_url.rsplit("/", 1)[0] + "/3"
     r3 = redis.Redis.from_url(url)
@@ -455,6 +457,7 @@ def test_url_with_a_database_number(make: Make, redis_url: str, r: redis.Redis) 
         r3.close()
 
 
+@pytest.mark.single_node("runs its own one-node Redis on a unix socket")
 def test_unix_socket_url(make: Make, tmp_path: Path) -> None:
     sock = tmp_path / "redis.sock"
     server = EmbeddedRedis(
@@ -475,25 +478,28 @@ def test_unix_socket_url(make: Make, tmp_path: Path) -> None:
 
 def test_username_and_password(make: Make, redis_url: str, r: redis.Redis) -> None:
     user, password = f"pyasynq-{uuid.uuid4().hex[:8]}", "s3cret-Pa55"
-    r.acl_setuser(
-        user,
-        enabled=True,
-        passwords=[f"+{password}"],
-        keys=["asynq:*"],
-        commands=["+@all"],
-    )
+    for node in targets.nodes(r):  # ACLs are per node, also in a cluster
+        node.acl_setuser(
+            user,
+            enabled=True,
+            passwords=[f"+{password}"],
+            keys=["asynq:*"],
+            commands=["+@all"],
+        )
     try:
-        hostport = redis_url.split("://", 1)[1].rsplit("/", 1)[0]
-        c = make(f"redis://{user}:{password}@{hostport}/0")
+        c = make(targets.with_credentials(redis_url, user, password))
         c.ping()
         c.enqueue(Task("t"), task_id="acl")
         assert r.lrange(keys.pending_key("default"), 0, -1) == [b"acl"]
-        bad = make(f"redis://{user}:wrong-{password}@{hostport}/0")
         with pytest.raises(BrokerError) as err:
+            # On a cluster, the sync client already fails when made: redis-py's sync
+            # RedisCluster connects at once.
+            bad = make(targets.with_credentials(redis_url, user, f"wrong-{password}"))
             bad.ping()
         assert password not in str(err.value)
     finally:
-        r.acl_deluser(user)
+        for node in targets.nodes(r):
+            node.acl_deluser(user)
 
 
 def test_rediss_requires_certificate_verification(make: Make) -> None:
@@ -530,18 +536,18 @@ def test_bad_targets(make: Make, target: Any, exc: type[Exception]) -> None:
 
 def test_sync_client_refuses_an_async_redis(redis_url: str) -> None:
     with pytest.raises(TypeError, match="redis-py client"):
-        pyasynq.Client(aioredis.Redis.from_url(redis_url))
+        pyasynq.Client(targets.async_client(redis_url))
 
 
 def test_decode_responses_client_is_refused(redis_url: str) -> None:
-    rc = redis.Redis.from_url(redis_url, decode_responses=True)
+    rc = targets.sync_client(redis_url, decode_responses=True)
     with pytest.raises(ValueError, match="decode_responses=False"):
         pyasynq.Client(rc)
     rc.close()
 
 
 def test_handed_in_sync_client_is_not_closed(redis_url: str, r: redis.Redis) -> None:
-    rc = redis.Redis.from_url(redis_url)
+    rc = targets.sync_client(redis_url)
     ident = rc.client_id()
     with pyasynq.Client(rc) as c:
         c.enqueue(Task("t"), task_id="x")
@@ -552,7 +558,7 @@ def test_handed_in_sync_client_is_not_closed(redis_url: str, r: redis.Redis) -> 
 
 
 async def test_handed_in_async_client_is_not_closed(redis_url: str, r: redis.Redis) -> None:
-    rc = aioredis.Redis.from_url(redis_url)
+    rc = targets.async_client(redis_url)
     ident = await rc.client_id()
     async with pyasynq.AsyncClient(rc) as c:
         await c.enqueue(Task("t"), task_id="x")
@@ -562,13 +568,25 @@ async def test_handed_in_async_client_is_not_closed(redis_url: str, r: redis.Red
     await rc.aclose()
 
 
+def pooled_connections(client: Any) -> list[Any]:
+    """The idle pooled connections of a redis-py client (of every node of a cluster)."""
+    pools = (
+        [n.redis_connection.connection_pool for n in client.get_nodes()]
+        if isinstance(client, redis.RedisCluster)
+        else [client.connection_pool]
+    )
+    return [conn for pool in pools for conn in pool._available_connections]
+
+
 def test_owned_client_is_closed(redis_url: str, r: redis.Redis) -> None:
     c = pyasynq.Client(redis_url)
     c.enqueue(Task("t"), task_id="x")
-    [conn] = c._broker.redis.connection_pool._available_connections
-    assert conn._sock is not None
+    conns = pooled_connections(c._broker.redis)
+    if not targets.CLUSTER:
+        assert len(conns) == 1
+    assert conns and all(conn._sock is not None for conn in conns)
     c.close()
-    assert conn._sock is None  # disconnected
+    assert all(conn._sock is None for conn in conns)  # disconnected
 
 
 async def test_async_client_natively(redis_url: str, r: redis.Redis) -> None:

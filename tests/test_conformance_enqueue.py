@@ -15,6 +15,7 @@ from typing import Any
 import conformance as cf
 import pytest
 import redis
+import targets
 
 ENQUEUE_OPS = {"flushall", "enqueue", "inspector", "dump"}
 KNOWN = {
@@ -169,9 +170,10 @@ MUTATIONS: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
 @pytest.fixture(scope="module")
 def replays(redis_url: str) -> dict[str, cf.Replayer]:
     """One real replay per fixture used by the mutations (on database 1, so the
-    per-test flush of database 0 does not touch it)."""
-    url = redis_url.rsplit("/", 1)[0] + "/1"
-    r = redis.Redis.from_url(url)
+    per-test flush of database 0 does not touch it; a cluster has only database 0, and
+    the replays are done and dumped before any test of the module flushes it)."""
+    url = redis_url if targets.CLUSTER else redis_url.rsplit("/", 1)[0] + "/1"
+    r = targets.sync_client(url)
     done = {}
     try:
         for name in sorted({n for n, _ in MUTATIONS}):

@@ -17,8 +17,8 @@ from typing import Any
 import conformance as cf
 import pytest
 import redis
-import redis.asyncio as aioredis
 import slots
+import targets
 from rdb.helpers import (
     make_msg,
     queue_state,
@@ -161,8 +161,10 @@ def load_keyspace(r: redis.Redis, fixture: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- construction
 
 
-def connected_ids(r: redis.Redis) -> set[str]:
-    return {str(c["id"]) for c in r.client_list()}
+def connected_ids(r: redis.Redis, node: tuple[str, int] | None) -> set[str]:
+    """Ids of the connections open on Redis (on a cluster: on ``node``; ids are per node)."""
+    where = {} if node is None else {"target_nodes": r.get_node(*node)}
+    return {str(c["id"]) for c in r.client_list(**where)}
 
 
 async def test_context_manager_closes_an_owned_pool(redis_url: str, r: redis.Redis) -> None:
@@ -170,15 +172,19 @@ async def test_context_manager_closes_an_owned_pool(redis_url: str, r: redis.Red
         await i.ping()
         assert await i.queues() == []
         ident = str(await i._broker.redis.client_id())
-        assert ident in connected_ids(r)
+        node = None  # on a cluster, CLIENT ID goes to the client's default node
+        if targets.CLUSTER:
+            default = i._broker.redis.get_default_node()
+            node = (default.host, int(default.port))
+        assert ident in connected_ids(r, node)
     deadline = time.monotonic() + 5
-    while ident in connected_ids(r):  # the server notices the closed socket
+    while ident in connected_ids(r, node):  # the server notices the closed socket
         assert time.monotonic() < deadline, "the inspector's connection stayed open"
         await asyncio.sleep(0.01)
 
 
 async def test_a_client_handed_in_is_never_closed(redis_url: str, r: redis.Redis) -> None:
-    own = aioredis.Redis.from_url(redis_url)
+    own = targets.async_client(redis_url)
     ident = await own.client_id()
     async with AsyncInspector(own) as i:
         await i.ping()
@@ -187,7 +193,7 @@ async def test_a_client_handed_in_is_never_closed(redis_url: str, r: redis.Redis
 
 
 def test_sync_twin_with_a_client_handed_in(redis_url: str, r: redis.Redis) -> None:
-    own = redis.Redis.from_url(redis_url)
+    own = targets.sync_client(redis_url)
     with Inspector(own) as i:
         i.ping()
         assert "Inspector" in repr(i) and "AsyncInspector" not in repr(i)
@@ -1047,6 +1053,7 @@ async def test_scheduler_enqueue_events_pages_newest_first(
 # --------------------------------------------------------------------------- cluster
 
 
+@pytest.mark.single_node("checks the error on a plain Redis")
 async def test_cluster_methods_on_a_plain_redis(insp: AsyncInspector) -> None:
     with pytest.raises(BrokerError, match="is not a Redis Cluster"):
         await insp.cluster_key_slot(Q)
@@ -1065,6 +1072,7 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip(f"no redis-server for a cluster node: {exc}")
 
 
+@pytest.mark.single_node("runs its own one-node cluster (tests/ha checks three masters)")
 async def test_cluster_key_slot_and_nodes(cluster_url: str) -> None:
     node = redis.Redis.from_url(cluster_url)
     node_id = node.execute_command("CLUSTER", "MYID").decode()
@@ -1285,6 +1293,13 @@ def test_parse_option_strings_written_by_go() -> None:
 
 
 def test_repr_names_the_server(redis_url: str) -> None:
+    if targets.CLUSTER:
+        want = {f"{h}:{p}" for h, p in targets.cluster_options(redis_url).nodes}
+        with Inspector(redis_url) as i:
+            prefix, _, rest = repr(i).partition("<Broker cluster ")
+            assert prefix == "<Inspector " and rest.endswith(">>")
+            assert set(rest.removesuffix(">>").split(",")) == want
+        return
     kw = redis.Redis.from_url(redis_url).connection_pool.connection_kwargs
     with Inspector(redis_url) as i:
         assert repr(i) == f"<Inspector <Broker {kw['host']}:{kw['port']}/{kw.get('db', 0)}>>"

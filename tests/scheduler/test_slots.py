@@ -18,6 +18,8 @@ from pyasynq.options import Options
 
 from .test_ops import VARIANTS
 
+pytestmark = pytest.mark.single_node("MONITOR slot checks on a one-node cluster of its own")
+
 QUEUES = ["default", "élevé:q"]
 ENTRY = "ab" * 32
 

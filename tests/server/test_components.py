@@ -208,6 +208,7 @@ def own_redis() -> Iterator[EmbeddedRedis]:
         server.stop()
 
 
+@pytest.mark.single_node("stops a one-node Redis of its own")
 def test_health_check_reports_none_then_the_error(own_redis: EmbeddedRedis) -> None:
     calls: list[BaseException | None] = []
     log = ListLogger()
@@ -279,6 +280,7 @@ def test_aggregator_turns_a_group_into_one_task(
 # --------------------------------------------------------------------------- maxmemory
 
 
+@pytest.mark.single_node("CONFIG SET maxmemory-policy on the one server")
 def test_warns_when_redis_may_evict_task_keys(servers: Servers, r: redis.Redis) -> None:
     original = r.config_get("maxmemory-policy")["maxmemory-policy"]
     r.config_set("maxmemory-policy", "allkeys-lru")
@@ -300,6 +302,7 @@ def test_no_warning_with_noeviction(servers: Servers, r: redis.Redis) -> None:
 # --------------------------------------------------------------------------- syncer
 
 
+@pytest.mark.single_node("stops and restarts a one-node Redis of its own")
 def test_syncer_retries_a_write_that_failed_while_redis_was_down(tmp_path: Any) -> None:
     """The handler's outcome cannot be written (Redis is down); the syncer retries it
     until Redis is back, within the lease; dequeuing resumes too."""

@@ -77,9 +77,10 @@ def test_a_task_that_keeps_killing_its_worker_is_archived(
     wait_for(lambda: queue_state(r)["pending"] == ["k"], what="k back in pending")
     assert task_fields(r, Q, "k")["crashes"] == "1"
     # A worker takes it (what the dequeue script does; the queue is paused for ours) and
-    # dies: its lease is never renewed.
-    with r.pipeline() as p:
-        p.rpoplpush(keys.pending_key(Q), keys.active_key(Q))
+    # dies: its lease is never renewed. One MULTI in the queue's slot (also on a cluster,
+    # whose pipelines refuse RPOPLPUSH; LMOVE RIGHT LEFT is the same move).
+    with r.pipeline(transaction=True) as p:
+        p.lmove(keys.pending_key(Q), keys.active_key(Q), "RIGHT", "LEFT")
         p.hset(keys.task_key(Q, "k"), mapping={"state": "active", "attempt": "w2"})
         p.hdel(keys.task_key(Q, "k"), "pending_since")
         p.zadd(keys.lease_key(Q), {"k": time.time() - 5})
