@@ -94,11 +94,13 @@ def _run_failovers(
     run_dir = tmp_path / "runs"
     run_dir.mkdir()
     env = {**os.environ, "E2E_RUN_DIR": str(run_dir), "PYTHONPATH": str(HERE)}
-    sup = subprocess.Popen(
-        [sys.executable, "-m", "pyasynq", "--redis-url", url, "worker", "ha_app:mux",
-         "--config", "ha_app:config", "--processes", "2", "--log-level", "error"],
-        cwd=HERE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    # HA_WORKER_LOG=path keeps the workers' error logs, for debugging a failure.
+    with open(os.environ.get("HA_WORKER_LOG", os.devnull), "ab") as worker_log:
+        sup = subprocess.Popen(
+            [sys.executable, "-m", "pyasynq", "--redis-url", url, "worker", "ha_app:mux",
+             "--config", "ha_app:config", "--processes", "2", "--log-level", "error"],
+            cwd=HERE, env=env, stdout=subprocess.DEVNULL, stderr=worker_log,
+        )  # fmt: skip
     producer = Producer(url, replicas)
     failovers: list[tuple[float, float]] = []  # (killed at, healthy again at)
     try:

@@ -147,8 +147,24 @@ def clone(client: AnyRedis) -> AnyRedis:
         copy: AnyRedis = RedisCluster(startup_nodes=seeds, retry=_retry(), **kw)
         return copy
     pool = c.connection_pool
-    if hasattr(pool, "service_name"):  # sentinel-managed: ask the same sentinels
-        master: Redis = pool.sentinel_manager.master_for(
+    if hasattr(pool, "service_name"):
+        # Sentinel-managed: the same sentinels, but through a Sentinel of our own, since
+        # its connections belong to one event loop (the clone serves another thread).
+        old = pool.sentinel_manager
+        addrs = [
+            (
+                s.connection_pool.connection_kwargs["host"],
+                s.connection_pool.connection_kwargs["port"],
+            )
+            for s in old.sentinels
+        ]
+        fresh_manager: Any = Sentinel(
+            addrs,
+            min_other_sentinels=old.min_other_sentinels,
+            sentinel_kwargs=dict(old.sentinel_kwargs),
+            **old.connection_kwargs,
+        )
+        master: Redis = fresh_manager.master_for(
             pool.service_name, retry=_retry(), retry_on_error=list(_RETRY_ON)
         )
         return master
