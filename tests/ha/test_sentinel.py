@@ -81,3 +81,15 @@ def test_secrets_stay_out_of_errors(sentinel: SentinelTopology) -> None:
         assert "hunter2-secret" not in repr(client)
     finally:
         client.close()
+
+
+def test_close_releases_the_sentinel_connections(sentinel: SentinelTopology) -> None:
+    client = pyasynq.Client(sentinel.url())
+    client.ping()
+    manager = client._broker.redis.connection_pool.sentinel_manager
+    assert any(s.connection_pool._created_connections for s in manager.sentinels)
+    client.close()
+    for s in manager.sentinels:
+        pool = s.connection_pool
+        assert not pool._in_use_connections
+        assert all(c._sock is None for c in pool._available_connections)

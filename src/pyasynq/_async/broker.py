@@ -55,6 +55,13 @@ class AsyncBroker:
         self._nodes.clear()
         if self._owned:
             await self.redis.aclose()
+            # A Sentinel-managed client we made also holds connections to the sentinels.
+            manager = getattr(
+                getattr(self.redis, "connection_pool", None), "sentinel_manager", None
+            )
+            for sentinel in getattr(manager, "sentinels", ()):
+                with contextlib.suppress(RedisError):
+                    await sentinel.aclose()
 
     async def ping(self) -> None:
         try:

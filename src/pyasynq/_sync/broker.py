@@ -56,6 +56,13 @@ class Broker:
         self._nodes.clear()
         if self._owned:
             self.redis.close()
+            # A Sentinel-managed client we made also holds connections to the sentinels.
+            manager = getattr(
+                getattr(self.redis, "connection_pool", None), "sentinel_manager", None
+            )
+            for sentinel in getattr(manager, "sentinels", ()):
+                with contextlib.suppress(RedisError):
+                    sentinel.close()
 
     def ping(self) -> None:
         try:
