@@ -427,6 +427,29 @@ def groups_result(reply: object) -> list[GroupInfo]:
 # --- one task -------------------------------------------------------------------------------
 
 
+def _task_reply(
+    reply: object,
+    script: str,
+    queue: str,
+    task_id: str,
+    refused: dict[int, str],
+    *,
+    inconsistent: bool = True,
+) -> None:
+    """The reply of a one-task script: 1 done, 0 no such task, a code of ``refused`` (the
+    task's state does not allow it), -3 the hash names a container without the id."""
+    code = _code(reply, script)
+    if code == 1:
+        return
+    if code == 0:
+        raise TaskNotFoundError(queue, task_id)
+    if code in refused:
+        raise TaskStateError(refused[code])
+    if code == -3 and inconsistent:
+        raise _inconsistent(queue, task_id)
+    raise BrokerError(f"unexpected reply {reply!r} from {script}")
+
+
 def run_task(queue: str, task_id: str) -> Call:
     """Move a scheduled/retry/archived/completed/aggregating task to pending."""
     return Call(
@@ -437,24 +460,13 @@ def run_task(queue: str, task_id: str) -> Call:
 
 
 def run_task_result(reply: object, *, queue: str, task_id: str) -> None:
-    code = _code(reply, "inspect_run_task")
-    if code == 1:
-        return
-    if code == 0:
-        raise TaskNotFoundError(queue, task_id)
-    if code == -1:
-        raise TaskStateError(
-            f"task {task_id!r} in queue {queue!r} is already running; wait for it to "
-            "finish, or cancel it, before running it again"
-        )
-    if code == -2:
-        raise TaskStateError(
-            f"task {task_id!r} in queue {queue!r} is already pending; a worker will run it "
-            "when it reaches the front of the queue"
-        )
-    if code == -3:
-        raise _inconsistent(queue, task_id)
-    raise BrokerError(f"unexpected reply {reply!r} from inspect_run_task")
+    where = f"task {task_id!r} in queue {queue!r}"
+    _task_reply(reply, "inspect_run_task", queue, task_id, {
+        -1: f"{where} is already running; wait for it to finish, or cancel it, before "
+            "running it again",
+        -2: f"{where} is already pending; a worker will run it when it reaches the front "
+            "of the queue",
+    })  # fmt: skip
 
 
 def archive_task(queue: str, task_id: str, *, now: float) -> Call:
@@ -475,21 +487,12 @@ def archive_task(queue: str, task_id: str, *, now: float) -> Call:
 
 
 def archive_task_result(reply: object, *, queue: str, task_id: str) -> None:
-    code = _code(reply, "inspect_archive_task")
-    if code == 1:
-        return
-    if code == 0:
-        raise TaskNotFoundError(queue, task_id)
-    if code == -1:
-        raise TaskStateError(f"task {task_id!r} in queue {queue!r} is already archived")
-    if code == -2:
-        raise TaskStateError(
-            f"task {task_id!r} in queue {queue!r} is running and cannot be archived; "
-            "cancel it first (it is retried or archived when its handler gives up)"
-        )
-    if code == -3:
-        raise _inconsistent(queue, task_id)
-    raise BrokerError(f"unexpected reply {reply!r} from inspect_archive_task")
+    where = f"task {task_id!r} in queue {queue!r}"
+    _task_reply(reply, "inspect_archive_task", queue, task_id, {
+        -1: f"{where} is already archived",
+        -2: f"{where} is running and cannot be archived; cancel it first (it is retried "
+            "or archived when its handler gives up)",
+    })  # fmt: skip
 
 
 def delete_task(queue: str, task_id: str) -> Call:
@@ -502,19 +505,11 @@ def delete_task(queue: str, task_id: str) -> Call:
 
 
 def delete_task_result(reply: object, *, queue: str, task_id: str) -> None:
-    code = _code(reply, "inspect_delete_task")
-    if code == 1:
-        return
-    if code == 0:
-        raise TaskNotFoundError(queue, task_id)
-    if code == -1:
-        raise TaskStateError(
-            f"task {task_id!r} in queue {queue!r} is running and cannot be deleted; "
-            "cancel it first, then delete it once it has left the active state"
-        )
-    if code == -3:
-        raise _inconsistent(queue, task_id)
-    raise BrokerError(f"unexpected reply {reply!r} from inspect_delete_task")
+    where = f"task {task_id!r} in queue {queue!r}"
+    _task_reply(reply, "inspect_delete_task", queue, task_id, {
+        -1: f"{where} is running and cannot be deleted; cancel it first, then delete it "
+            "once it has left the active state",
+    })  # fmt: skip
 
 
 def update_task_payload(queue: str, task_id: str, msg: TaskMessage, payload: bytes) -> Call:
@@ -525,20 +520,10 @@ def update_task_payload(queue: str, task_id: str, msg: TaskMessage, payload: byt
 
 
 def update_task_payload_result(reply: object, *, queue: str, task_id: str) -> None:
-    code = _code(reply, "inspect_update_payload")
-    if code == 1:
-        return
-    if code == 0:
-        raise TaskNotFoundError(queue, task_id)
-    if code == -1:
-        raise TaskStateError(
-            f"task {task_id!r} in queue {queue!r} is not scheduled; only a scheduled "
-            "task's payload can be updated"
-        )
-    raise BrokerError(f"unexpected reply {reply!r} from inspect_update_payload")
-
-
-# --- many tasks -----------------------------------------------------------------------------
+    where = f"task {task_id!r} in queue {queue!r}"
+    _task_reply(reply, "inspect_update_payload", queue, task_id, {
+        -1: f"{where} is not scheduled; only a scheduled task's payload can be updated",
+    }, inconsistent=False)  # fmt: skip
 
 
 def _source(queue: str, st: TaskState, group: str | None, allowed: tuple[TaskState, ...]) -> str:
