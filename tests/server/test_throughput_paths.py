@@ -135,18 +135,21 @@ def _snapshot(r: redis.Redis) -> dict[Any, Any]:
     return out
 
 
+@pytest.mark.parametrize("total", [None, "41", str(2**63 - 3), str(2**63 - 1)])
 async def test_done_many_leaves_exactly_the_state_of_one_done_per_task(
-    redis_url: str, r: redis.Redis, client: Client
+    redis_url: str, r: redis.Redis, client: Client, total: str | None
 ) -> None:
     """Same tasks, same tokens: once through done_many, once through done one by one;
-    covers the fenced, gone, uniquely locked (own and foreign lock) and counter-wrap cases."""
+    covers the fenced, gone, uniquely locked (own and foreign lock) cases and the all-time
+    counter from absent, far from MaxInt64 (one INCRBY) and at or near it (wraps to 1)."""
     b = AsyncBroker(redis_url)
     now = 1_700_000_000.0
     results = []
     try:
         for way in ("many", "single"):
             r.flushdb()
-            r.set(keys.processed_total_key(Q), str(2**63 - 1))  # MaxInt64: wraps to 1
+            if total is not None:
+                r.set(keys.processed_total_key(Q), total)
             client.enqueue(Task("u", b"1"), task_id="u1", unique=timedelta(hours=1))
             client.enqueue(Task("u", b"2"), task_id="u2", unique=timedelta(hours=1))
             for tid in ("a", "b", "c"):
@@ -177,7 +180,14 @@ async def test_done_many_leaves_exactly_the_state_of_one_done_per_task(
     assert many_kinds == [1, 1, "LeaseExpiredError", 1, "TaskGoneError"]
     assert many_kinds == single_kinds
     assert many_state == single_state
-    assert many_state[keys.processed_total_key(Q).encode()][0] == b"3"  # wrapped, then +2
+    counted = many_state[keys.processed_total_key(Q).encode()][0]
+    expected = {
+        None: b"3",
+        "41": b"44",
+        str(2**63 - 3): b"1",
+        str(2**63 - 1): b"3",
+    }  # MAX-3 +2 = MAX, then wraps
+    assert counted == expected[total], counted
 
 
 async def test_writes_arriving_during_a_round_trip_go_in_the_next_one(

@@ -9,34 +9,34 @@
 -- ARGV[3] attempt token (pyasynq fencing; "" = none)
 -- Returns [task id, encoded TaskMessage], or nil when the queue is paused or empty.
 -- (Go returns the msg alone; pyasynq also needs the id to quarantine an undecodable msg.)
--- As in Go: RPOP pending (tail = oldest) / LPUSH active (= RPOPLPUSH), state=active,
+-- As in Go: RPOPLPUSH pending (tail = oldest) to active (head), state=active,
 -- pending_since deleted, lease score = ARGV[1]. pyasynq also stores the attempt token in
 -- field `attempt`, which later writes compare to detect a lost lease.
--- pyasynq robustness: an id without a task hash (or without `msg`) is dropped from the
--- queue and recorded in the quarantine hash (id -> reason), then the next id is tried, at
+-- pyasynq robustness: an id without a task hash (or without `msg`) is taken back out of
+-- active and recorded in the quarantine hash (id -> reason), then the next id is tried, at
 -- most 10 times per call, so a dangling id never blocks the queue.
 if redis.call("EXISTS", KEYS[2]) == 1 then
     return nil
 end
 for _ = 1, 10 do
-    local id = redis.call("RPOP", KEYS[1])
+    local id = redis.call("RPOPLPUSH", KEYS[1], KEYS[3])
     if not id then
         return nil
     end
     local key = ARGV[2] .. id
     local msg = redis.call("HGET", key, "msg")
     if msg then
-        redis.call("LPUSH", KEYS[3], id)
-        redis.call("HSET", key, "state", "active")
-        redis.call("HDEL", key, "pending_since")
         if ARGV[3] ~= "" then
-            redis.call("HSET", key, "attempt", ARGV[3])
+            redis.call("HSET", key, "state", "active", "attempt", ARGV[3])
+            redis.call("HDEL", key, "pending_since")
         else
-            redis.call("HDEL", key, "attempt")
+            redis.call("HSET", key, "state", "active")
+            redis.call("HDEL", key, "pending_since", "attempt")
         end
         redis.call("ZADD", KEYS[4], ARGV[1], id)
         return { id, msg }
     end
+    redis.call("LREM", KEYS[3], 1, id) -- just pushed: found at the head
     if redis.call("EXISTS", key) == 1 then
         redis.call("HSET", KEYS[5], id, "no msg field")
     else

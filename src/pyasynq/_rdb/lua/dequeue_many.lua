@@ -10,8 +10,10 @@
 -- ARGV[4] N, the most tasks to take (>= 1)
 -- Returns a flat array [id1, msg1, id2, msg2, ...] (msg = encoded TaskMessage), oldest
 -- first; empty when the queue is paused or empty.
--- Each task is moved exactly as dequeue.lua moves one. Ids without a task hash (or without
--- `msg`) are dropped and recorded in the quarantine hash; at most 10 per call.
+-- Each task is moved exactly as dequeue.lua moves one, and completely before the next is
+-- touched, so a script stopped half-way never leaves a task outside both lists or an
+-- active task without a lease. Ids without a task hash (or without `msg`) are taken back
+-- out of active and recorded in the quarantine hash; at most 10 per call.
 local out = {}
 if redis.call("EXISTS", KEYS[2]) == 1 then
     return out
@@ -19,26 +21,26 @@ end
 local want = tonumber(ARGV[4])
 local skipped = 0
 while #out < 2 * want and skipped < 10 do
-    local id = redis.call("RPOP", KEYS[1])
+    local id = redis.call("RPOPLPUSH", KEYS[1], KEYS[3])
     if not id then
         break
     end
     local key = ARGV[2] .. id
     local msg = redis.call("HGET", key, "msg")
     if msg then
-        redis.call("LPUSH", KEYS[3], id)
-        redis.call("HSET", key, "state", "active")
-        redis.call("HDEL", key, "pending_since")
         if ARGV[3] ~= "" then
-            redis.call("HSET", key, "attempt", ARGV[3])
+            redis.call("HSET", key, "state", "active", "attempt", ARGV[3])
+            redis.call("HDEL", key, "pending_since")
         else
-            redis.call("HDEL", key, "attempt")
+            redis.call("HSET", key, "state", "active")
+            redis.call("HDEL", key, "pending_since", "attempt")
         end
         redis.call("ZADD", KEYS[4], ARGV[1], id)
         out[#out + 1] = id
         out[#out + 1] = msg
     else
         skipped = skipped + 1
+        redis.call("LREM", KEYS[3], 1, id) -- just pushed: found at the head
         if redis.call("EXISTS", key) == 1 then
             redis.call("HSET", KEYS[5], id, "no msg field")
         else

@@ -19,7 +19,7 @@ local attempt = redis.call("HGET", KEYS[3], "attempt")
 if ARGV[4] ~= "" and attempt ~= ARGV[4] and redis.call("EXISTS", KEYS[3]) == 1 then
     return redis.error_reply("LEASE LOST")
 end
-if redis.call("LREM", KEYS[1], 0, ARGV[1]) == 0 then
+if redis.call("LREM", KEYS[1], -1, ARGV[1]) == 0 then
     return redis.error_reply("NOT FOUND")
 end
 if redis.call("ZREM", KEYS[2], ARGV[1]) == 0 then

@@ -11,7 +11,12 @@
 -- Returns one element per triple, in order: 1, or the text LEASE LOST / NOT FOUND with
 -- exactly the meaning of done.lua's error replies. Each task is handled as done.lua
 -- handles one, so a refused task changes nothing and does not affect the others.
+-- The counters end as done.lua would leave them, but move once per call (INCRBY), unless
+-- the all-time counter is near MaxInt64, where it steps one task at a time to wrap as Go.
+-- LREM scans active from the tail, where the oldest leases are: done tasks are found
+-- there first (an id is in active at most once).
 local out = {}
+local n = 0
 for i = 4, #ARGV, 3 do
     local id, token, lock = ARGV[i], ARGV[i + 1], ARGV[i + 2]
     local key = ARGV[3] .. id
@@ -19,25 +24,35 @@ for i = 4, #ARGV, 3 do
     if token ~= "" and redis.call("HGET", key, "attempt") ~= token
         and redis.call("EXISTS", key) == 1 then
         result = "LEASE LOST"
-    elseif redis.call("LREM", KEYS[1], 0, id) == 0 then
+    elseif redis.call("LREM", KEYS[1], -1, id) == 0 then
         result = "NOT FOUND"
     elseif redis.call("ZREM", KEYS[2], id) == 0 then
         result = "NOT FOUND"
     elseif redis.call("DEL", key) == 0 then
         result = "NOT FOUND"
     else
-        if redis.call("INCR", KEYS[3]) == 1 then
-            redis.call("EXPIREAT", KEYS[3], ARGV[1])
-        end
-        if redis.call("GET", KEYS[4]) == ARGV[2] then
-            redis.call("SET", KEYS[4], 1)
-        else
-            redis.call("INCR", KEYS[4])
-        end
+        n = n + 1
         if lock ~= "" and redis.call("GET", lock) == id then
             redis.call("DEL", lock)
         end
     end
     out[#out + 1] = result
+end
+if n > 0 then
+    if redis.call("INCRBY", KEYS[3], n) == n then
+        redis.call("EXPIREAT", KEYS[3], ARGV[1])
+    end
+    local total = redis.call("GET", KEYS[4])
+    if not total or #total < 19 then -- below 10^18: n more cannot reach MaxInt64
+        redis.call("INCRBY", KEYS[4], n)
+    else
+        for _ = 1, n do
+            if redis.call("GET", KEYS[4]) == ARGV[2] then
+                redis.call("SET", KEYS[4], 1)
+            else
+                redis.call("INCR", KEYS[4])
+            end
+        end
+    end
 end
 return out

@@ -24,7 +24,7 @@ local attempt = redis.call("HGET", KEYS[1], "attempt")
 if ARGV[7] ~= "" and attempt ~= ARGV[7] and redis.call("EXISTS", KEYS[1]) == 1 then
     return redis.error_reply("LEASE LOST")
 end
-if redis.call("LREM", KEYS[2], 0, ARGV[1]) == 0 then
+if redis.call("LREM", KEYS[2], -1, ARGV[1]) == 0 then
     return redis.error_reply("NOT FOUND")
 end
 if redis.call("ZREM", KEYS[3], ARGV[1]) == 0 then
