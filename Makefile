@@ -4,12 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: browser install demo test test-cluster test-slow lint typecheck format sync proto check bench bench-quick clean
+.PHONY: browser install demo test test-cluster test-slow lint typecheck format sync proto check bench bench-quick bench-scale clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install -q -e ".[hiredis,embedded,examples,cli,prometheus,web]" --group dev --group web-test
+	$(BIN)/python -m pip install -q -e ".[hiredis,embedded,examples,cli,prometheus,web,uvloop]" --group dev --group web-test
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -66,6 +66,11 @@ bench:
 
 bench-quick:
 	$(PY) -m benchmarks.run --quick $(BENCH_ARGS)
+
+# pyasynq alone at scale: 1M-task backlog, 1,000 tasks in flight, --processes (docs/benchmarks.md,
+# "Scale"); about 5 minutes, BENCH_ARGS=--quick for about 1.
+bench-scale:
+	$(PY) -m benchmarks.scale $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-proto .pytest_cache .mypy_cache .ruff_cache benchmarks/.venv-peers

@@ -16,6 +16,8 @@ from datetime import timedelta
 from functools import reduce
 from typing import Any
 
+from ._eventloop import EventLoopName
+from ._eventloop import check as _check_loop
 from .log import LogLevel
 from .options import check_name
 from .task import Task
@@ -85,6 +87,9 @@ class ServerConfig:
     on_task_done: TaskDoneHook | None = None
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    # The loop Server.run()/start() create (serve() uses the caller's): "auto" takes
+    # uvloop when it is installed (pip install 'pyasynq[uvloop]'), else asyncio's.
+    event_loop: EventLoopName = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int):
@@ -136,6 +141,7 @@ class ServerConfig:
             raise ValueError(f"metrics_port must be 0-65535, got {self.metrics_port}")
         if self.max_crash_recoveries < 1:
             raise ValueError("max_crash_recoveries must be at least 1")
+        _check_loop(self.event_loop)
 
     def seconds(self, name: str) -> float:
         """A duration field as float seconds."""

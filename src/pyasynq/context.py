@@ -4,12 +4,18 @@ GetRetryCount, GetMaxRetry, GetQueueName, the context deadline and the ResultWri
 from __future__ import annotations
 
 import contextvars
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 __all__ = ["ResultWriter", "TaskContext", "current_task"]
+
+
+class Done(Protocol):
+    """Whether the task's context has ended (a threading.Event fits)."""
+
+    def is_set(self) -> bool: ...
 
 
 class ResultWriter:
@@ -25,7 +31,7 @@ class ResultWriter:
         task_id: str,
         write: Callable[[bytes], Awaitable[None]],
         write_sync: Callable[[bytes], None],
-        done: threading.Event,
+        done: Done,
     ) -> None:
         self._task_id = task_id
         self._write = write
@@ -68,7 +74,7 @@ class TaskContext:
     max_retry: int
     deadline: datetime
     result_writer: ResultWriter
-    _done: threading.Event = field(repr=False)
+    _done: Done = field(repr=False)
 
     @property
     def cancelled(self) -> bool:

@@ -15,6 +15,7 @@ import signal
 import threading
 from typing import Any
 
+from . import _eventloop
 from ._async.broker import AsyncBroker
 from ._async.connection import Target
 from ._rdb.ops import Command
@@ -95,7 +96,7 @@ class Server:
     def run(self, handler: ServeMux | Handler) -> None:
         """Start, then block until SIGTERM/SIGINT (graceful shutdown). SIGTSTP stops
         taking new tasks."""
-        asyncio.run(self.serve(handler, signals=True))
+        _eventloop.run(self.serve(handler, signals=True), self.config.event_loop)
 
     def start(self, handler: ServeMux | Handler) -> None:
         """Start processing on a background thread and return once it is running.
@@ -179,7 +180,7 @@ class Server:
 
     def _thread_main(self, mux: ServeMux) -> None:
         try:
-            asyncio.run(self._serve_claimed(mux, signals=False))
+            _eventloop.run(self._serve_claimed(mux, signals=False), self.config.event_loop)
         except BaseException as exc:
             # A start failure is re-raised by start(); anything later is only logged,
             # so that it does not end as an unhandled exception in a thread.

@@ -19,7 +19,7 @@ from pyasynq._async.broker import AsyncBroker
 from pyasynq._rdb import keys
 from pyasynq._rdb.codec import TaskMessage
 from pyasynq._rdb.ops import Op, processing
-from pyasynq._server.processor import WriteBatcher
+from pyasynq._server.processor import Deadlines, WriteBatcher
 from pyasynq.errors import BrokerError, LeaseExpiredError, TaskGoneError
 
 from .support import Servers, wait_for
@@ -254,3 +254,41 @@ def test_free_slots_are_filled_by_one_dequeue_and_the_bound_holds(
     wait_for(lambda: int(r.get(keys.processed_total_key(Q)) or 0) == 12, what="12 processed")
     final = queue_state(r, Q)
     assert final["active"] == [] and final["pending"] == [] and final["lease"] == []
+
+
+class _ManualLoop:
+    """Just enough of an event loop for Deadlines: a settable clock and recorded timers."""
+
+    def __init__(self) -> None:
+        self.now = 1000.002
+        self.timers: list[tuple[float, asyncio.TimerHandle]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+        handle = asyncio.TimerHandle(when, callback, args, asyncio.get_running_loop())
+        self.timers.append((when, handle))
+        return handle
+
+
+async def test_deadlines_share_one_timer_per_slice_and_fire_only_live_handlers() -> None:
+    loop = _ManualLoop()
+    d = Deadlines()
+    real = asyncio.get_running_loop()
+    a, b, c, late = (real.create_future() for _ in range(4))
+    ka = d.add(loop, 5.0, a)  # type: ignore[arg-type]
+    loop.now += 0.001  # started a moment later: same 10 ms slice
+    kb = d.add(loop, 5.0, b)  # type: ignore[arg-type]
+    kc = d.add(loop, 5.0, c)  # type: ignore[arg-type]
+    kl = d.add(loop, 9.0, late)  # type: ignore[arg-type]
+    assert ka == kb == kc != kl
+    assert len(loop.timers) == 2
+    when, handle = loop.timers[0]
+    assert 1005.003 <= when < 1005.002 + Deadlines.RESOLUTION  # never early
+    d.remove(kb, b)  # b's handler finished first
+    handle._run()  # the slice's timer fires
+    assert a.done() and c.done() and not b.done() and not late.done()
+    d.remove(kl, late)  # the last task of a slice takes its timer with it
+    assert loop.timers[1][1].cancelled()
+    d.remove(ka, a)  # already fired: nothing left to remove, no error

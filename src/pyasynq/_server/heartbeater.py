@@ -10,12 +10,12 @@ lease, and pyasynq's fenced writes keep a stale worker from overwriting the task
 
 from __future__ import annotations
 
-import asyncio
 import math
 import threading
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from pyasynq import _eventloop
 from pyasynq._rdb.codec import ServerInfo, WorkerInfo
 from pyasynq._rdb.ops import processing, state
 from pyasynq.errors import BrokerError
@@ -50,7 +50,7 @@ class Heartbeater:
             self._thread.join(timeout)
 
     def _main(self) -> None:
-        asyncio.run(self._loop())
+        _eventloop.run(self._loop(), self.rt.config.event_loop)
 
     async def _loop(self) -> None:
         broker = self.rt.broker.clone()

@@ -35,6 +35,8 @@ def register(sub: Any) -> None:
     p.add_argument("--config", help="module:attribute of a ServerConfig to start from")
     p.add_argument("--metrics-port", type=int,
                    help="serve worker metrics (--processes N: port..port+N-1)")  # fmt: skip
+    p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"),
+                   help="event loop (default auto: uvloop when installed)")  # fmt: skip
     p.add_argument("-p", "--processes", type=int, default=1,
                    help="worker processes to run and supervise (default 1)")  # fmt: skip
     p.set_defaults(func=run)
@@ -70,6 +72,8 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         changes["log_level"] = args.log_level
     if args.metrics_port is not None:
         changes["metrics_port"] = args.metrics_port
+    if args.loop is not None:
+        changes["event_loop"] = args.loop
     try:
         return dataclasses.replace(base, **changes)
     except (TypeError, ValueError) as exc:
@@ -117,7 +121,7 @@ def _child_argv(url: str, args: argparse.Namespace, index: int = 0) -> list[str]
         argv += ["--queue", q]
     for flag, value in (("--concurrency", args.concurrency), ("--shutdown-timeout",
                         args.shutdown_timeout), ("--log-level", args.log_level),
-                        ("--config", args.config)):  # fmt: skip
+                        ("--config", args.config), ("--loop", args.loop)):  # fmt: skip
         if value is not None:
             argv += [flag, str(value)]
     if args.strict:
