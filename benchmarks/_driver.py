@@ -61,6 +61,15 @@ async def _repeat(fn: Any, count: int, *args: Any) -> float:
     return time.perf_counter() - t0
 
 
+def burn(loops: int) -> int:
+    """Pure-Python CPU work for the CPU-bound handler of benchmarks/scale.py, which
+    calibrates ``loops`` with this very function (holds the GIL throughout)."""
+    x = 0
+    for i in range(loops):
+        x = (x * 31 + i) & 0xFFFFFFFF
+    return x
+
+
 async def _enqueue(mod: ModuleType, a: argparse.Namespace) -> dict[str, Any]:
     batch = getattr(mod, "enqueue_batch", None)
     if a.mode == "batch" and batch is None:
@@ -158,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--url", required=True)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--mode", choices=["single", "batch"], default="single")
-    p.add_argument("--kind", choices=["noop", "sleep", "lat"], default="noop")
+    # hold and cpu: the handlers of benchmarks/scale.py (pyasynq's adapter only)
+    p.add_argument("--kind", choices=["noop", "sleep", "lat", "hold", "cpu"], default="noop")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--warmup", type=int, default=0)
     p.add_argument("--batch", type=int, default=1000)

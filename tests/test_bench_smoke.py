@@ -78,3 +78,58 @@ def test_harness_measures_every_metric_for_pyasynq(tmp_path: Path) -> None:
     assert raw["drain_noop"]["n"] == 200
     assert raw["latency"]["samples"] == 5
     assert "## Targets" in lines and any(line.startswith("| batch enqueue") for line in lines)
+
+
+@pytest.mark.slow
+def test_scale_harness_measures_every_step(tmp_path: Path) -> None:
+    """benchmarks/scale.py with tiny numbers: every step yields its figures. (Worker CPU
+    comes from /proc in 10 ms ticks: each window is long enough for a few.)"""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.scale",
+            "--python",
+            sys.executable,
+            "--out",
+            str(tmp_path),
+            "--backlog",
+            "20000",
+            "--n",
+            "2000",
+            "--warmup",
+            "200",
+            "--inflight",
+            "16,64",
+            "--hold",
+            "0.1",
+            "--rounds",
+            "20",
+            "--cpu-ms",
+            "1",
+            "--cpu-n",
+            "200",
+            "--idle-seconds",
+            "1",
+        ],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    (report,) = tmp_path.glob("scale-*.md")
+    text = report.read_text()
+    assert "n/a" not in text, text
+    raw = json.loads(next(tmp_path.glob("scale-*.json")).read_text())["results"]
+    assert raw["idle"]["cpu_us_per_s"] > 0
+    small, large = raw["backlog"]["small"], raw["backlog"]["large"]
+    assert small["pending"][0] < 5000 and large["pending"][0] > 15000
+    for node in (small, large, *raw["inflight"].values(), *raw["cpu"].values()):
+        assert node["tasks"] > 0 and node["rate"] > 0, node
+        assert node["redis"]["cmds_per_task"] > 0 and node["redis"]["usec_per_call"]["evalsha"] > 0
+        assert node["worker_cpu_us_per_task"] > 0
+    assert set(raw["inflight"]) == {"16", "64"} and set(raw["cpu"]) == {"1", "2"}
+    assert raw["inflight"]["64"]["active"]["max"] > 16
+    assert "lrem" in raw["inflight"]["64"]["redis"]["usec_per_call"]

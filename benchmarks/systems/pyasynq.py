@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import pyasynq
 from benchmarks import _rec
+from benchmarks._driver import burn
 
 mux = pyasynq.ServeMux()
 
@@ -27,6 +28,24 @@ async def sleep_1ms(task: pyasynq.Task) -> None:
 @mux.handler("bench:lat")
 async def lat(task: pyasynq.Task) -> None:
     _rec.started(int(task.payload or b"0"))
+
+
+# benchmarks/scale.py: tasks that stay in flight, and a CPU-bound handler
+HOLD_SECONDS = float(os.environ.get("BENCH_HOLD_SECONDS", "0.5"))
+CPU_LOOPS = int(os.environ.get("BENCH_CPU_LOOPS", "0"))
+
+
+@mux.handler("bench:hold")
+async def hold(task: pyasynq.Task) -> None:
+    await asyncio.sleep(HOLD_SECONDS)
+    _rec.done()
+
+
+@mux.handler("bench:cpu")
+def cpu(task: pyasynq.Task) -> None:
+    # sync: pyasynq runs it on a worker thread, which holds the GIL while it burns
+    burn(CPU_LOOPS)
+    _rec.done()
 
 
 def connect(url: str) -> pyasynq.Client:
@@ -61,4 +80,6 @@ def run_worker(url: str, concurrency: int) -> NoReturn:
         "--log-level",
         "warn",
     ]
+    if os.environ.get("BENCH_PYASYNQ_PROCESSES"):  # benchmarks/scale.py: the supervisor
+        argv += ["--processes", os.environ["BENCH_PYASYNQ_PROCESSES"]]
     os.execv(sys.executable, argv)
