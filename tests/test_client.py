@@ -7,6 +7,8 @@ that calls ``pyasynq.Client`` directly or runs ``pyasynq.AsyncClient`` on an eve
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
 import ssl
 import time
 import uuid
@@ -396,6 +398,239 @@ def test_enqueue_many_bad_item_writes_nothing(client: Any, r: redis.Redis, bad: 
     assert r.dbsize() == 0
 
 
+def test_enqueue_many_conflicts_inside_the_call_and_with_stored_tasks(
+    client: Any, r: redis.Redis
+) -> None:
+    client.enqueue(Task("t", b"old"), task_id="old")
+    results = client.enqueue_many(
+        [
+            Task("t", b"1", task_id="a"),
+            Task("t", b"2", task_id="old"),
+            Task("t", b"3", task_id="a"),
+            Task("t", b"4", task_id="b"),
+        ]
+    )
+    assert [type(x.error) for x in results] == [
+        type(None),
+        TaskIDConflictError,
+        TaskIDConflictError,
+        type(None),
+    ]
+    assert [x.info.id if x.info else None for x in results] == ["a", None, None, "b"]
+    assert r.lrange(keys.pending_key("default"), 0, -1) == [b"b", b"a", b"old"]
+    assert (msg(r, "default", "a").payload, msg(r, "default", "old").payload) == (b"1", b"old")
+
+
+def test_enqueue_many_mixed_queues_in_order(client: Any, r: redis.Redis) -> None:
+    queues = ["q1", "q2", "q1", "default", "q2", "q1"]
+    results = client.enqueue_many(
+        [(Task("t", b"%d" % i), Options(queue=q)) for i, q in enumerate(queues)]
+    )
+    infos = [x.info for x in results]
+    assert all(i is not None for i in infos)
+    assert [i.queue for i in infos] == queues
+    assert [i.payload for i in infos] == [b"%d" % i for i in range(len(queues))]
+    for q in set(queues):
+        ids = [i.id.encode() for i in infos if i.queue == q]
+        assert r.lrange(keys.pending_key(q), 0, -1) == ids[::-1]
+    for i in infos:
+        assert msg(r, i.queue, i.id).queue == i.queue
+    assert r.smembers(keys.ALL_QUEUES) == {b"q1", b"q2", b"default"}
+
+
+def test_enqueue_many_keeps_the_input_order_when_an_id_is_reused(
+    client: Any, r: redis.Redis
+) -> None:
+    # Storing one by one: z pending, a scheduled, then a pending "a" conflicts.
+    results = client.enqueue_many(
+        [
+            Task("t", task_id="z"),
+            (Task("t"), Options(task_id="a", process_in=60)),
+            Task("t", task_id="a"),
+            Task("t", task_id="b"),
+        ]
+    )
+    assert [type(x.error) for x in results] == [
+        type(None),
+        type(None),
+        TaskIDConflictError,
+        type(None),
+    ]
+    assert r.zrange(keys.scheduled_key("default"), 0, -1) == [b"a"]
+    assert r.lrange(keys.pending_key("default"), 0, -1) == [b"b", b"z"]
+
+
+def test_enqueue_many_splits_a_big_input_into_batches(client: Any, r: redis.Redis) -> None:
+    client.enqueue(Task("t"), queue="q0")  # the first call learns the topology
+    seen = spy(client)
+    n = 2_345
+    results = client.enqueue_many([Task("t", b"%d" % i) for i in range(n)])
+    ids = [x.info.id for x in results if x.info is not None]
+    assert len(ids) == n and len(set(ids)) == n
+    assert r.lrange(keys.pending_key("default"), 0, -1) == [i.encode() for i in reversed(ids)]
+    assert msg(r, "default", ids[1234]).payload == b"1234"
+    [(how, ops)] = seen
+    batches = [op for op in ops if getattr(op, "script", None) == "enqueue_batch"]
+    # pending + tasks (+ asynq:queues outside a cluster)
+    sizes = [len(op.keys) - (1 if targets.CLUSTER else 2) for op in batches]
+    assert sizes == [1000, 1000, 345]
+    assert how == "run_many" and len(ops) == 3 + (1 if targets.CLUSTER else 0)
+
+
+def test_enqueue_many_infos_are_those_of_enqueue(client: Any, r: redis.Redis) -> None:
+    cases: list[dict[str, Any]] = [
+        {},
+        {"queue": "q", "max_retry": 3, "timeout": 60, "retention": 3600},
+        {"deadline": datetime(2100, 1, 1, tzinfo=UTC), "headers": {"a": "b"}},
+        {"unique": 60},
+        {"process_at": datetime(2100, 1, 1, tzinfo=UTC)},
+        {"group": "g"},
+    ]
+    task = Task("t", b"x", headers={"h": "1"})
+    for i, kw in enumerate(cases):
+        one = client.enqueue(task, task_id=f"one-{i}", **kw)
+        r.delete(keys.unique_key(one.queue, "t", b"x"))
+        [res] = client.enqueue_many([(task, Options(task_id=f"many-{i}", **kw))])
+        assert res.error is None and res.info is not None
+        many = res.info
+        assert many.id == f"many-{i}"
+        assert dataclasses.replace(many, id=one.id, next_process_at=None) == dataclasses.replace(
+            one, next_process_at=None
+        )
+        assert (many.next_process_at is None) == (one.next_process_at is None)
+        stored_one, stored_many = msg(r, one.queue, one.id), msg(r, many.queue, many.id)
+        stored_many.id = one.id
+        assert stored_many == stored_one
+
+
+# ---------------------------------------------------------- one command per enqueue
+
+
+def spy(client: Any) -> list[tuple[str, list[Any]]]:
+    """Record the operations the client's broker is asked to run."""
+    broker = (client.inner if hasattr(client, "inner") else client)._broker
+    seen: list[tuple[str, list[Any]]] = []
+
+    def recording(name: str, run: Any) -> Any:
+        def wrapper(*a: Any) -> Any:
+            seen.append((name, [a[0]] if name == "run" else list(a[0])))
+            return run(*a)
+
+        return wrapper
+
+    for name in ("run", "run_many", "run_durable"):
+        setattr(broker, name, recording(name, getattr(broker, name)))
+    return seen
+
+
+def op_names(ops: list[Any]) -> list[str]:
+    return [getattr(op, "script", None) or str(op.args[0]) for op in ops]
+
+
+@pytest.mark.parametrize(
+    ("kw", "script"),
+    [
+        ({}, "enqueue"),
+        ({"unique": 60}, "enqueue_unique"),
+        ({"process_in": 60}, "schedule"),
+        ({"process_in": 60, "unique": 60}, "schedule_unique"),
+        ({"group": "g"}, "add_to_group"),
+        ({"group": "g", "unique": 60}, "add_to_group_unique"),
+    ],
+)
+def test_enqueue_is_one_script_call_that_registers_the_queue(
+    client: Any, r: redis.Redis, kw: dict[str, Any], script: str
+) -> None:
+    client.enqueue(Task("t"), queue="q0")  # the first call learns the topology
+    seen = spy(client)
+    client.enqueue(Task("t"), queue="q1", task_id="a", **kw)
+    if targets.CLUSTER:
+        # asynq:queues is in another slot: its SADD goes in the same round trip.
+        assert [(how, op_names(ops)) for how, ops in seen] == [("run_many", ["SADD", script])]
+    else:
+        [(how, [call])] = seen
+        assert (how, call.script, call.keys[-1]) == ("run", script, keys.ALL_QUEUES)
+    assert r.smembers(keys.ALL_QUEUES) == {b"q0", b"q1"}
+    assert r.exists(keys.task_key("q1", "a"))
+
+
+def test_the_topology_is_learnt_once(client: Any, r: redis.Redis) -> None:
+    seen = spy(client)
+    client.enqueue(Task("t"))
+    client.enqueue_many([Task("t"), Task("t")])
+    client.enqueue(Task("t"), queue="q1")
+    asked = [ops for how, ops in seen if op_names(ops) == ["INFO"]]
+    # A cluster client needs not ask; a plain one asks the server once.
+    assert len(asked) == (0 if targets.CLUSTER else 1)
+    assert len(seen) == 3 + len(asked)
+
+
+def test_wake_up_is_published_for_new_pending_tasks_only(client: Any, r: redis.Redis) -> None:
+    p = r.pubsub()
+    p.subscribe(keys.WAKE_CHANNEL)
+    assert p.get_message(timeout=1)["type"] == "subscribe"  # type: ignore[index]
+    client.enqueue(Task("t"), queue="q1", task_id="a")
+    client.enqueue(Task("t", b"u"), queue="q2", unique=60)
+    client.enqueue(Task("t"), queue="q3", process_in=60)
+    client.enqueue(Task("t"), queue="q4", group="g")
+    with pytest.raises(TaskIDConflictError):
+        client.enqueue(Task("t"), queue="q1", task_id="a")
+    with pytest.raises(DuplicateTaskError):
+        client.enqueue(Task("t", b"u"), queue="q2", unique=60)
+    results = client.enqueue_many(
+        [
+            *(Task("t", queue="q5") for _ in range(3)),
+            (Task("t", b"v"), Options(queue="q6", unique=60)),
+            (Task("t"), Options(queue="q7", process_in=60)),
+            (Task("t"), Options(queue="q8", group="g")),
+            (Task("t"), Options(queue="q1", task_id="a")),  # a conflict: nothing new in q1
+        ]
+    )
+    assert [x.error is None for x in results] == [True] * 6 + [False]
+    got = []
+    # A cluster relays a publish from another node over its bus: wait for the four
+    # expected messages, then a little longer for any that should not be there.
+    give_up = time.monotonic() + 10
+    while len(got) < 4 and time.monotonic() < give_up:
+        if (m := p.get_message(timeout=0.5)) is not None:
+            got.append(m["data"])
+    while (m := p.get_message(timeout=0.5)) is not None:
+        got.append(m["data"])
+    p.close()
+    # One per stored pending task or batch (a cluster may deliver them in any order).
+    assert sorted(got) == [b"q1", b"q2", b"q5", b"q6"]
+
+
+@pytest.mark.parametrize("info", [True, False], ids=["with-info", "without-info"])
+def test_a_user_without_channel_rights_still_enqueues(
+    make: Make, redis_url: str, r: redis.Redis, info: bool
+) -> None:
+    # The wake-up is best effort: an ACL that refuses the channel must not refuse the task.
+    # Without INFO the client cannot learn the topology and sends the SADD beside.
+    user, password = f"pyasynq-{uuid.uuid4().hex[:8]}", "s3cret-Pa55"
+    for node in targets.nodes(r):
+        node.acl_setuser(
+            user,
+            enabled=True,
+            passwords=[f"+{password}"],
+            keys=["asynq:*"],
+            channels=["other"],
+            commands=["+@all"] if info else ["+@all", "-info"],
+        )
+    try:
+        c = make(targets.with_credentials(redis_url, user, password))
+        c.enqueue(Task("t"), task_id="one")
+        c.enqueue(Task("t", b"u"), task_id="unique", unique=60)
+        [res] = c.enqueue_many([Task("t", task_id="many")])
+        assert res.error is None
+        assert r.lrange(keys.pending_key("default"), 0, -1) == [b"many", b"unique", b"one"]
+        # Without INFO the SADD went beside the scripts (the safe way, also right here).
+        assert (c.inner if hasattr(c, "inner") else c)._cluster is (targets.CLUSTER or not info)
+    finally:
+        for node in targets.nodes(r):
+            node.acl_deluser(user)
+
+
 # ------------------------------------------------------------------------ typed errors
 
 
@@ -434,8 +669,18 @@ def test_failed_queue_registration_is_not_silent(client: Any, r: redis.Redis) ->
     r.set(keys.ALL_QUEUES, "not a set")
     with pytest.raises(BrokerError, match=r"asynq:queues.*WRONGTYPE"):
         client.enqueue(Task("t"), task_id="x")
-    [res] = client.enqueue_many([Task("t", task_id="y")])
-    assert isinstance(res.error, BrokerError) and res.info is None
+    with pytest.raises(BrokerError, match=r"asynq:queues.*WRONGTYPE"):
+        client.enqueue(Task("t"), task_id="s", process_in=60)
+    results = client.enqueue_many(
+        [Task("t", task_id="y"), Task("t", task_id="z"), Task("t", task_id="w", process_in=60)]
+    )
+    for res in results:
+        assert isinstance(res.error, BrokerError) and res.info is None
+        assert re.search(r"asynq:queues.*WRONGTYPE", str(res.error))
+    assert len({id(res.error) for res in results}) == 3
+    if not targets.CLUSTER:
+        # The scripts register the queue first and store nothing when that fails.
+        assert r.keys("asynq:{*") == []
 
 
 # ---------------------------------------------------------------------- connections

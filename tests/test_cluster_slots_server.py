@@ -129,6 +129,7 @@ def test_every_script_is_covered_by_a_slot_test() -> None:
         "schedule_unique",
         "add_to_group",
         "add_to_group_unique",
+        "enqueue_batch",
     }  # fmt: skip  (tests/test_cluster_slots.py)
     inspector = {
         n for n in scripts.names() if n.startswith("inspect_")

@@ -8,21 +8,25 @@ from time import monotonic
 from types import TracebackType
 from typing import Self
 
-from pyasynq._rdb import keys
 from pyasynq._rdb.ops.base import Command, Op
-from pyasynq._rdb.ops.enqueue import Prepared, enqueue_result, prepare
+from pyasynq._rdb.ops.enqueue import (
+    Prepared,
+    enqueue_outcome,
+    plan_many,
+    plan_results,
+    prepare,
+)
 from pyasynq.clock import Clock, RealClock
 from pyasynq.errors import (
     BrokerError,
     DuplicateTaskError,
-    PyAsynqError,
     ReplicationError,
     TaskIDConflictError,
 )
-from pyasynq.options import Duration, Options, When
-from pyasynq.task import EnqueueResult, Task, TaskInfo, TaskState
+from pyasynq.options import NO_OPTIONS, Duration, Options, When
+from pyasynq.task import EnqueueResult, Task, TaskInfo
 
-from .broker import AsyncBroker, is_transient
+from .broker import AsyncBroker, _is_cluster, is_transient
 from .connection import Target
 
 
@@ -45,6 +49,8 @@ class AsyncClient:
         if failover_timeout < 0 or wait_replicas < 0 or wait_timeout <= 0:
             raise ValueError("failover_timeout and wait_replicas must be >= 0 and wait_timeout > 0")
         self._broker = AsyncBroker(redis)
+        # Whether Redis hashes keys to slots; None: not known yet (see _slotted).
+        self._cluster: bool | None = True if _is_cluster(self._broker.redis) else None
         self._clock: Clock = clock or RealClock()
         self._failover_timeout = failover_timeout
         self._wait_replicas = wait_replicas
@@ -100,43 +106,79 @@ class AsyncClient:
         once N replicas have the task, and raise ReplicationError otherwise: use it when an
         acknowledged task must survive the loss of the master.
         """
-        options = Options(
-            queue=queue,
-            max_retry=max_retry,
-            task_id=task_id,
-            timeout=timeout,
-            deadline=deadline,
-            unique=unique,
-            process_at=process_at,
-            process_in=process_in,
-            retention=retention,
-            group=group,
-            headers=headers,
-        )
-        p = _prepare(task, options, self._clock.now_ns())
+        if (
+            queue is None
+            and max_retry is None
+            and task_id is None
+            and timeout is None
+            and deadline is None
+            and unique is None
+            and process_at is None
+            and process_in is None
+            and retention is None
+            and group is None
+            and headers is None
+        ):
+            options = NO_OPTIONS
+        else:
+            options = Options(
+                queue=queue,
+                max_retry=max_retry,
+                task_id=task_id,
+                timeout=timeout,
+                deadline=deadline,
+                unique=unique,
+                process_at=process_at,
+                process_in=process_in,
+                retention=retention,
+                group=group,
+                headers=headers,
+            )
+        _check_task(task)
         replicas = self._wait_replicas if wait_replicas is None else wait_replicas
         if replicas < 0:
             raise ValueError("wait_replicas must not be negative")
-        await self._store(p, replicas)
+        cluster = self._cluster if self._cluster is not None else await self._slotted()
+        p = prepare(task, options, self._clock.now_ns(), register=not cluster, wake=True)
+        await self._store(p, replicas, cluster)
         return p.info
 
-    async def _store(self, p: Prepared, replicas: int) -> None:
+    async def _slotted(self) -> bool:
+        """Whether Redis hashes keys to slots (a Cluster, also one reached through a
+        plain connection to a one-node cluster): there asynq:queues is in another slot
+        than a queue's keys, so its SADD goes beside the enqueue script. Elsewhere the
+        script registers the queue itself: one command per enqueue instead of two.
+        Asked once (INFO cluster); when Redis does not say, the SADD goes beside."""
+        if self._cluster is None:
+            try:
+                info = await self._broker.run(Command(("INFO", "cluster")))
+            except BrokerError as exc:
+                if is_transient(exc):
+                    return True  # ask again next time
+                info = None  # e.g. an ACL without INFO: stay on the safe side
+            self._cluster = not isinstance(info, dict) or bool(info.get("cluster_enabled", 1))
+        return self._cluster
+
+    async def _store(self, p: Prepared, replicas: int, cluster: bool) -> None:
+        # One script call; where keys hash to slots, the SADD of the queue goes beside it.
+        ops: list[Op] = [p.register_queue, p.call] if cluster else [p.call]
         give_up = monotonic() + self._failover_timeout
         delay = 0.05
         retried = False
         while True:
             try:
-                ops: list[Op] = [p.register_queue, p.call]
-                if p.info.state is TaskState.PENDING:
-                    ops.append(_wake(p.info.queue))
+                registered: object = None
                 if replicas:
                     replies = await self._broker.run_durable(ops, replicas, self._wait_timeout)
-                    acked = replies[-1]
+                    reply, acked = replies[-2], replies[-1]
+                    if cluster:
+                        registered = replies[0]
+                elif cluster:
+                    registered, reply = await self._broker.run_many(ops)
                 else:
-                    replies = await self._broker.run_many(ops)
-                registered, reply = replies[0], replies[1]
+                    reply = await self._broker.run(p.call)
                 try:
-                    _outcome(reply, registered)
+                    enqueue_outcome(reply, registered)
                 except (TaskIDConflictError, DuplicateTaskError):
                     # After a lost reply our first attempt may have landed: that is success.
                     if not (retried and await self._is_ours(p)):
@@ -160,55 +202,29 @@ class AsyncClient:
     ) -> list[EnqueueResult]:
         """Enqueue many tasks in one pipelined round trip. Each item is a Task (its own
         options apply) or ``(task, Options(...))``. Results are in input order; a task that
-        failed has ``error`` set and does not stop the others."""
-        now_ns = self._clock.now_ns()
-        prepared = []
+        failed has ``error`` set and does not stop the others.
+
+        Plain pending tasks of a queue are stored by one script call per 1,000 of them;
+        the outcome is what enqueueing them one by one in input order would give."""
+        items: list[tuple[Task, Options]] = []
         for item in tasks:
+            if isinstance(item, Task):
+                items.append((item, NO_OPTIONS))
+                continue
             if isinstance(item, tuple):
                 if len(item) != 2 or not isinstance(item[1], Options):
                     raise TypeError(
                         f"enqueue_many takes Task or (Task, Options(...)) items, got {item!r}"
                     )
-                task, options = item
-            else:
-                task, options = item, Options()
-            prepared.append(_prepare(task, options, now_ns))
-        queues = list(dict.fromkeys(p.register_queue.args for p in prepared))
-        woken = dict.fromkeys(p.info.queue for p in prepared if p.info.state is TaskState.PENDING)
-        ops: list[Op] = [
-            *(Command(args) for args in queues),
-            *(p.call for p in prepared),
-            *(_wake(q) for q in woken),
-        ]
-        replies = await self._broker.run_many(ops)
-        registered = dict(zip(queues, replies, strict=False))
-        results = []
-        calls = replies[len(queues) : len(queues) + len(prepared)]
-        for p, reply in zip(prepared, calls, strict=True):
-            try:
-                _outcome(reply, registered[p.register_queue.args])
-                results.append(EnqueueResult(p.info))
-            except PyAsynqError as exc:
-                results.append(EnqueueResult(None, exc))
-        return results
-
-
-def _outcome(reply: object, registered: object) -> None:
-    """Raise for a failed enqueue script, then for a failed SADD of the queue: a task
-    whose queue is missing from asynq:queues is invisible to the Inspector, CLI and
-    asynqmon, so that must not pass silently."""
-    if isinstance(reply, BrokerError):
-        raise reply
-    enqueue_result(reply)
-    if isinstance(registered, BrokerError):
-        raise BrokerError(
-            f"the task was stored, but registering its queue in asynq:queues failed: {registered}"
-        )
-
-
-def _wake(queue: str) -> Command:
-    """Tell idle pyasynq workers that ``queue`` has new pending work (Go ignores it)."""
-    return Command(("PUBLISH", keys.WAKE_CHANNEL, queue))
+                _check_task(item[0])
+                items.append(item)
+                continue
+            _check_task(item)
+        if not items:
+            return []
+        cluster = self._cluster if self._cluster is not None else await self._slotted()
+        plan = plan_many(items, self._clock.now_ns(), cluster=cluster)
+        return plan_results(plan, await self._broker.run_many(plan.ops))
 
 
 def _check_acked(acked: object, replicas: int, timeout: float) -> None:
@@ -222,7 +238,6 @@ def _check_acked(acked: object, replicas: int, timeout: float) -> None:
         )
 
 
-def _prepare(task: Task, options: Options, now_ns: int) -> Prepared:
+def _check_task(task: object) -> None:
     if not isinstance(task, Task):
         raise TypeError(f"expected a pyasynq.Task, got {type(task).__name__}")
-    return prepare(task, options, now_ns)

@@ -8,7 +8,7 @@ absent, and Go's zero ``time.Time`` (asynq's "never") is :data:`GO_ZERO_TIME_NS`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -111,24 +111,56 @@ def _parse(message: object, data: bytes, what: str) -> None:
 
 
 def encode_task(m: TaskMessage) -> bytes:
-    p = pb.TaskMessage(
-        type=m.type,
-        payload=m.payload,
-        id=m.id,
-        queue=m.queue,
-        retry=m.retry,
-        retried=m.retried,
-        error_msg=m.error_msg,
-        timeout=m.timeout,
-        deadline=m.deadline,
-        unique_key=m.unique_key,
-        last_failed_at=m.last_failed_at,
-        retention=m.retention,
-        completed_at=m.completed_at,
-        group_key=m.group_key,
-        headers=m.headers,
-    )
-    return p.SerializeToString(deterministic=True)
+    # Only the fields that are set: each keyword costs protobuf time, and proto3 writes
+    # nothing for a zero value anyway (same bytes, about half the time).
+    kw: dict[str, object] = {"type": m.type, "payload": m.payload, "id": m.id, "queue": m.queue}
+    if m.retry:
+        kw["retry"] = m.retry
+    if m.retried:
+        kw["retried"] = m.retried
+    if m.error_msg:
+        kw["error_msg"] = m.error_msg
+    if m.timeout:
+        kw["timeout"] = m.timeout
+    if m.deadline:
+        kw["deadline"] = m.deadline
+    if m.unique_key:
+        kw["unique_key"] = m.unique_key
+    if m.last_failed_at:
+        kw["last_failed_at"] = m.last_failed_at
+    if m.retention:
+        kw["retention"] = m.retention
+    if m.completed_at:
+        kw["completed_at"] = m.completed_at
+    if m.group_key:
+        kw["group_key"] = m.group_key
+    if m.headers:
+        kw["headers"] = m.headers
+    return pb.TaskMessage(**kw).SerializeToString(deterministic=True)  # type: ignore[arg-type]
+
+
+def split_at_id(m: TaskMessage) -> tuple[bytes, bytes]:
+    """The encoding of ``m`` without its id, cut where the id goes: ``with_id(head, tail,
+    task_id)`` is then ``encode_task`` of ``m`` with that id. Deterministic encoding writes
+    fields in number order (type 1, payload 2, id 3, then the rest), so many tasks that
+    differ only in their id share one encoding and cost a concatenation each."""
+    head = pb.TaskMessage(type=m.type, payload=m.payload).SerializeToString(deterministic=True)
+    rest = replace(m, type="", payload=b"", id="")
+    return head, encode_task(rest)
+
+
+def with_id(head: bytes, tail: bytes, task_id: str) -> bytes:
+    """The TaskMessage ``head`` + field 3 (``task_id``) + ``tail`` (see split_at_id)."""
+    raw = task_id.encode()
+    n = len(raw)
+    if n < 0x80:
+        return b"%b\x1a%c%b%b" % (head, n, raw, tail) if n else head + tail
+    size = bytearray()
+    while n > 0x7F:
+        size.append(n & 0x7F | 0x80)
+        n >>= 7
+    size.append(n)
+    return b"".join((head, b"\x1a", size, raw, tail))
 
 
 def decode_task(data: bytes) -> TaskMessage:

@@ -2,11 +2,20 @@
 -- KEYS[1] task hash
 -- KEYS[2] group zset asynq:{q}:g:<group>
 -- KEYS[3] groups set asynq:{q}:groups
+-- KEYS[4] asynq:queues, optional: registered first, as in enqueue.lua
 -- ARGV[1] encoded TaskMessage
 -- ARGV[2] task id
 -- ARGV[3] now, Unix seconds
 -- ARGV[4] group name
+-- ARGV[5] queue name, optional (needed with KEYS[4])
 -- Returns 1 when added, 0 when the task id is already taken.
+if KEYS[4] then
+    local added = redis.pcall("SADD", KEYS[4], ARGV[5])
+    if type(added) == "table" and added.err then
+        return redis.error_reply("ERR registering the queue in asynq:queues failed, nothing "
+            .. "stored: " .. added.err)
+    end
+end
 if redis.call("EXISTS", KEYS[1]) == 1 then
     return 0
 end

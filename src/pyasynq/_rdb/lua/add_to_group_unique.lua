@@ -3,13 +3,22 @@
 -- KEYS[2] group zset
 -- KEYS[3] groups set
 -- KEYS[4] unique lock key
+-- KEYS[5] asynq:queues, optional: registered first, as in enqueue.lua
 -- ARGV[1] encoded TaskMessage
 -- ARGV[2] task id
 -- ARGV[3] now, Unix seconds
 -- ARGV[4] group name
 -- ARGV[5] lock TTL, whole seconds
+-- ARGV[6] queue name, optional (needed with KEYS[5])
 -- Returns 1 added, -1 lock held by another task, 0 task id taken (lock left behind).
 -- As in Go, the hash gets no unique_key field: the lock expires by its TTL.
+if KEYS[5] then
+    local added = redis.pcall("SADD", KEYS[5], ARGV[6])
+    if type(added) == "table" and added.err then
+        return redis.error_reply("ERR registering the queue in asynq:queues failed, nothing "
+            .. "stored: " .. added.err)
+    end
+end
 local ok = redis.call("SET", KEYS[4], ARGV[2], "NX", "EX", ARGV[5])
 if not ok then
     return -1

@@ -1,13 +1,29 @@
 -- enqueue: store a new task and make it pending (wire spec 3.1).
 -- KEYS[1] task hash asynq:{q}:t:<id>
 -- KEYS[2] pending list
+-- KEYS[3] asynq:queues, optional: the queue is added to it first, as asynq registers the
+--         queue on every enqueue (left out in a Cluster, where it hashes to another slot)
 -- ARGV[1] encoded TaskMessage
 -- ARGV[2] task id
 -- ARGV[3] now, Unix nanoseconds (pending_since)
--- Returns 1 when enqueued, 0 when the task id is already taken in this queue.
+-- ARGV[4] queue name, optional (needed with KEYS[3] or ARGV[5])
+-- ARGV[5] wake channel, optional: PUBLISH the queue name there once stored ("" = don't)
+-- Returns 1 when enqueued, 0 when the task id is already taken in this queue. A failed
+-- registration is an error reply, and then nothing is stored.
+if KEYS[3] then
+    local added = redis.pcall("SADD", KEYS[3], ARGV[4])
+    if type(added) == "table" and added.err then
+        return redis.error_reply("ERR registering the queue in asynq:queues failed, nothing "
+            .. "stored: " .. added.err)
+    end
+end
 if redis.call("EXISTS", KEYS[1]) == 1 then
     return 0
 end
 redis.call("HSET", KEYS[1], "msg", ARGV[1], "state", "pending", "pending_since", ARGV[3])
 redis.call("LPUSH", KEYS[2], ARGV[2])
+if ARGV[5] and ARGV[5] ~= "" then
+    -- Best effort (workers also poll): a user without the channel in its ACL still enqueues.
+    redis.pcall("PUBLISH", ARGV[5], ARGV[4])
+end
 return 1

@@ -1,10 +1,19 @@
 -- schedule: store a new task to run at a later time (wire spec 3.3).
 -- KEYS[1] task hash
 -- KEYS[2] scheduled zset
+-- KEYS[3] asynq:queues, optional: registered first, as in enqueue.lua
 -- ARGV[1] encoded TaskMessage
 -- ARGV[2] process-at, Unix seconds
 -- ARGV[3] task id
+-- ARGV[4] queue name, optional (needed with KEYS[3])
 -- Returns 1 when scheduled, 0 when the task id is already taken.
+if KEYS[3] then
+    local added = redis.pcall("SADD", KEYS[3], ARGV[4])
+    if type(added) == "table" and added.err then
+        return redis.error_reply("ERR registering the queue in asynq:queues failed, nothing "
+            .. "stored: " .. added.err)
+    end
+end
 if redis.call("EXISTS", KEYS[1]) == 1 then
     return 0
 end

@@ -2,11 +2,20 @@
 -- KEYS[1] unique lock key
 -- KEYS[2] task hash
 -- KEYS[3] scheduled zset
+-- KEYS[4] asynq:queues, optional: registered first, as in enqueue.lua
 -- ARGV[1] task id
 -- ARGV[2] lock TTL, whole seconds (process-at + unique TTL - now)
 -- ARGV[3] process-at, Unix seconds
 -- ARGV[4] encoded TaskMessage
+-- ARGV[5] queue name, optional (needed with KEYS[4])
 -- Returns 1 scheduled, -1 lock held by another task, 0 task id taken (lock left behind).
+if KEYS[4] then
+    local added = redis.pcall("SADD", KEYS[4], ARGV[5])
+    if type(added) == "table" and added.err then
+        return redis.error_reply("ERR registering the queue in asynq:queues failed, nothing "
+            .. "stored: " .. added.err)
+    end
+end
 local ok = redis.call("SET", KEYS[1], ARGV[1], "NX", "EX", ARGV[2])
 if not ok then
     return -1
