@@ -9,7 +9,8 @@ from typing import Any
 
 from benchmarks.systems import SYSTEMS
 
-PYTHON_PEERS = [n for n in SYSTEMS if n not in ("pyasynq", "asynq-go")]
+OURS = ("pyasynq", "pyasynq-asyncio")  # the second is pyasynq without uvloop, not a peer
+PYTHON_PEERS = [n for n in SYSTEMS if n not in (*OURS, "asynq-go")]
 
 
 def _get(results: dict[str, Any], system: str, *path: str) -> Any:
@@ -149,7 +150,7 @@ def _ratio(r: float) -> str:
 def ratio_table(results: dict[str, Any]) -> str:
     rows = []
     for system in _systems(results):
-        if system == "pyasynq" or "na" in results[system]:
+        if system in OURS or "na" in results[system]:
             continue
         row = [system]
         for _col, get, hib, _fmt, _step in METRICS:

@@ -76,6 +76,7 @@ PEER_DISTS = [
     "huey",
     "redis",
     "hiredis",
+    "uvloop",
     "protobuf",
 ]
 

@@ -28,7 +28,18 @@ SYSTEMS: dict[str, SystemInfo] = {
             "Client.enqueue_many: one pipelined round trip per 1,000",
             "await asyncio.sleep(0.001)",
             "C handler coroutines per process",
-            "sync Client; `python -m pyasynq worker --concurrency C`",
+            "sync Client; `python -m pyasynq worker --concurrency C`, on uvloop "
+            "(event_loop auto; uvloop is in the venv)",
+        ),
+        SystemInfo(
+            "pyasynq-asyncio",
+            "main",
+            "pyasynq",
+            "Client.enqueue_many: one pipelined round trip per 1,000",
+            "await asyncio.sleep(0.001)",
+            "C handler coroutines per process",
+            "the same, the worker with `--loop asyncio`: pyasynq without uvloop "
+            "(not a peer: left out of the ratios and targets)",
         ),
         SystemInfo(
             "asynq-go",
