@@ -35,7 +35,7 @@ from .clock import Clock, RealClock
 from .config import ServerConfig
 from .errors import BrokerError, ServerClosedError
 from .log import Logger
-from .mux import Handler, ServeMux
+from .mux import Handler, ServeMux, catch_all
 
 __all__ = ["Server"]
 
@@ -329,10 +329,7 @@ def _as_mux(handler: ServeMux | Handler) -> ServeMux:
         return handler
     if not callable(handler):
         raise TypeError(f"handler must be a ServeMux or a callable, got {handler!r}")
-    mux = ServeMux()
-    mux._exact[""] = handler  # a single handler for every type: "" prefixes them all
-    mux._prefixes = [""]
-    return mux
+    return catch_all(handler)
 
 
 class _Parts:

@@ -190,6 +190,48 @@ async def test_done_many_leaves_exactly_the_state_of_one_done_per_task(
     assert counted == expected[total], counted
 
 
+async def test_done_many_matches_one_done_per_task_across_token_runs_and_locks(
+    redis_url: str, r: redis.Redis, client: Client
+) -> None:
+    """Tasks of several dequeues (so runs of different tokens, one skipped with ""), a
+    stale token, and locks at scattered positions: the same replies and state as done
+    one by one."""
+    b = AsyncBroker(redis_url)
+    now = 1_700_000_000.0
+    order = ["a", "u1", "b", "c", "u2", "d"]
+    tokens = {"a": "t1", "u1": "t1", "b": "t2", "c": "", "u2": "t2", "d": "stale"}
+    results = []
+    try:
+        for way in ("many", "single"):
+            r.flushdb()
+            msgs: dict[str, TaskMessage] = {}
+            for tid in order:  # one dequeue per task, each with its own token
+                uniq = timedelta(hours=1) if tid.startswith("u") else None
+                client.enqueue(Task("t", tid.encode()), task_id=tid, unique=uniq)
+                dq = processing.dequeue(Q, now, {"c": "t3", "d": "t4"}.get(tid, tokens[tid]))
+                got = processing.dequeue_result(Q, await b.run(dq))
+                assert got is not None and got.msg is not None
+                msgs[tid] = got.msg
+            pairs = [(msgs[t], tokens[t]) for t in order]
+            if way == "many":
+                reply = await b.run(processing.done_many(Q, now, pairs))
+                replies = processing.done_many_result(reply, len(pairs))
+            else:
+                replies = await b.run_many([processing.done(m, now, t) for m, t in pairs])
+            kinds = [
+                type(processing.map_error(g)).__name__ if isinstance(g, BrokerError) else g
+                for g in replies
+            ]
+            results.append((kinds, _snapshot(r)))
+    finally:
+        await b.aclose()
+    (many_kinds, many_state), (single_kinds, single_state) = results
+    assert many_kinds == [1, 1, 1, 1, 1, "LeaseExpiredError"]
+    assert many_kinds == single_kinds
+    assert many_state == single_state
+    assert not any(k.startswith(b"asynq:{default}:unique:") for k in many_state)  # released
+
+
 async def test_writes_arriving_during_a_round_trip_go_in_the_next_one(
     redis_url: str, r: redis.Redis, client: Client
 ) -> None:

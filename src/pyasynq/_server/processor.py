@@ -19,6 +19,7 @@ import math
 import random
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pyasynq._rdb.codec import TaskMessage
@@ -26,7 +27,7 @@ from pyasynq._rdb.ops import Op, processing
 from pyasynq.config import default_retry_delay
 from pyasynq.context import ResultWriter, TaskContext, set_current
 from pyasynq.errors import BrokerError, LeaseExpiredError, RevokeTask, SkipRetry
-from pyasynq.options import Options
+from pyasynq.options import NO_OPTIONS
 from pyasynq.task import Task
 
 from .base import ActiveTask, Runtime
@@ -408,8 +409,14 @@ class Processor:
             return DeadlineExceeded()
         task = Task.__new__(Task)
         task.type, task.payload, task.headers = msg.type, msg.payload, dict(msg.headers)
-        task.options = _NO_OPTIONS
-        writer = ResultWriter(msg.id, self._writer(msg), self._writer_sync(msg), active.cancel)
+        task.options = NO_OPTIONS
+        loop = asyncio.get_running_loop()
+        writer = ResultWriter(
+            msg.id,
+            partial(self._write_result, msg),
+            partial(self._write_result_sync, loop, msg),
+            active.cancel,
+        )
         task._result_writer = writer
         ctx = TaskContext(
             id=msg.id, type=msg.type, queue=msg.queue, retry_count=msg.retried,
@@ -422,7 +429,6 @@ class Processor:
             set_current(ctx)
             await handler(task)
 
-        loop = asyncio.get_running_loop()
         job = loop.create_task(call())
         job.add_done_callback(lambda _: _resolve(stop))
         timer = self._deadlines.add(loop, remaining, stop)
@@ -450,26 +456,22 @@ class Processor:
             return Canceled()
         return DeadlineExceeded()
 
-    def _writer(self, msg: TaskMessage):  # type: ignore[no-untyped-def]
-        async def write(data: bytes) -> None:
-            await self.rt.broker.run(processing.write_result(msg.queue, msg.id, data))
+    # The result writer's two halves, bound per task with functools.partial: closures
+    # built for every task (and a loop lookup) cost more than a no-op handler.
+    async def _write_result(self, msg: TaskMessage, data: bytes) -> None:
+        await self.rt.broker.run(processing.write_result(msg.queue, msg.id, data))
 
-        return write
-
-    def _writer_sync(self, msg: TaskMessage):  # type: ignore[no-untyped-def]
-        loop = asyncio.get_running_loop()
-
-        def write(data: bytes) -> None:
-            try:
-                running = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
-            if running is loop:  # .result() below would wait for this very loop
-                raise RuntimeError("write_sync() blocks: in an async handler use `await write()`")
-            coro = self.rt.broker.run(processing.write_result(msg.queue, msg.id, data))
-            asyncio.run_coroutine_threadsafe(coro, loop).result()
-
-        return write
+    def _write_result_sync(
+        self, loop: asyncio.AbstractEventLoop, msg: TaskMessage, data: bytes
+    ) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:  # .result() below would wait for this very loop
+            raise RuntimeError("write_sync() blocks: in an async handler use `await write()`")
+        coro = self.rt.broker.run(processing.write_result(msg.queue, msg.id, data))
+        asyncio.run_coroutine_threadsafe(coro, loop).result()
 
     async def _finish(self, active: ActiveTask, err: BaseException | None) -> None:
         rt, msg = self.rt, active.msg
@@ -566,9 +568,6 @@ def is_failure(rt: Runtime, err: BaseException) -> bool:
     except Exception as exc:
         rt.log.error("is_failure failed: %r; counting the error as a failure", exc)
         return True
-
-
-_NO_OPTIONS = Options()
 
 
 def _single(op: Op | None, done: DoneArgs | None) -> Op:

@@ -6,9 +6,13 @@
 -- ARGV[1] daily counter expiry, Unix seconds (now + 90 days)
 -- ARGV[2] MaxInt64 as decimal text; the all-time counter wraps to 1 there
 -- ARGV[3] task key prefix asynq:{q}:t:
--- ARGV[4..] triples: task id, attempt token ("" skips the check), uniqueness lock key
---           ("" = none; the task's own lock, which carries the queue's hash tag)
--- Returns one element per triple, in order: 1, or the text LEASE LOST / NOT FOUND with
+-- ARGV[4] n, the number of tasks
+-- ARGV[5..4+n] the task ids
+-- then runs of attempt tokens covering the n tasks in order: token, how many tasks
+--      ("" skips the check; the tasks of one dequeue share a token, so runs are few)
+-- then pairs for the tasks that hold a uniqueness lock: position (1..n), lock key
+--      (the task's own lock, which carries the queue's hash tag)
+-- Returns one element per task, in order: 1, or the text LEASE LOST / NOT FOUND with
 -- exactly the meaning of done.lua's error replies. Each task is handled as done.lua
 -- handles one, so a refused task changes nothing and does not affect the others.
 -- The counters end as done.lua would leave them, but move once per call (INCRBY), unless
@@ -16,9 +20,21 @@
 -- LREM scans active from the tail, where the oldest leases are: done tasks are found
 -- there first (an id is in active at most once).
 local out = {}
+local count = tonumber(ARGV[4])
+local tokens, locks = {}, {}
+local j = 5 + count
+while #tokens < count do
+    for _ = 1, tonumber(ARGV[j + 1]) do
+        tokens[#tokens + 1] = ARGV[j]
+    end
+    j = j + 2
+end
+for k = j, #ARGV, 2 do
+    locks[tonumber(ARGV[k])] = ARGV[k + 1]
+end
 local n = 0
-for i = 4, #ARGV, 3 do
-    local id, token, lock = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for i = 1, count do
+    local id, token, lock = ARGV[4 + i], tokens[i], locks[i]
     local key = ARGV[3] .. id
     local result = 1
     if token ~= "" and redis.call("HGET", key, "attempt") ~= token
@@ -32,7 +48,7 @@ for i = 4, #ARGV, 3 do
         result = "NOT FOUND"
     else
         n = n + 1
-        if lock ~= "" and redis.call("GET", lock) == id then
+        if lock and redis.call("GET", lock) == id then
             redis.call("DEL", lock)
         end
     end
