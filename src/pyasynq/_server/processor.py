@@ -17,7 +17,7 @@ import inspect
 import itertools
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -106,6 +106,9 @@ def queue_order(
 
 
 DoneArgs = tuple[TaskMessage, float, str]  # what processing.done(msg, now, token) took
+# Given a queue and how many of its tasks a round trip completes, the op that leases as
+# many new ones and what to do with its reply (see Processor.refill), or None.
+Refill = Callable[[str, int], "tuple[Op, Callable[[object], None]] | None"]
 
 
 class WriteBatcher:
@@ -114,11 +117,20 @@ class WriteBatcher:
     there is no timer and no added latency when writes are rare. ``done`` writes of one
     queue within one second are merged into one ``done_many`` call (the same keys and
     arguments, so the same effect). Each caller gets the reply of its own op (or the
-    BrokerError of its op or of the whole round trip), never another task's."""
+    BrokerError of its op or of the whole round trip), never another task's.
 
-    def __init__(self, broker: AsyncBroker, max_batch: int = 256) -> None:
+    With ``refill``, each queue's done writes are followed in the same round trip by a
+    dequeue of as many new tasks: Redis runs the two in order on one connection, so the
+    finished tasks leave ``active`` before their successors enter it, and the worker
+    saves a round trip per batch. The dequeue's reply goes to ``refill``'s handler
+    before any caller's future resolves."""
+
+    def __init__(
+        self, broker: AsyncBroker, max_batch: int = 256, refill: Refill | None = None
+    ) -> None:
         self._broker = broker
         self._max = max_batch
+        self._refill = refill
         self._pending: list[tuple[Op | None, DoneArgs | None, asyncio.Future[object]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -176,6 +188,15 @@ class WriteBatcher:
             if i not in merged:
                 wire.append(_single(op, done))
                 plan.append([i])
+        refills: list[tuple[int, Callable[[object], None]]] = []  # wire index, handler
+        if self._refill is not None:
+            done_per_queue: dict[str, int] = {}
+            for (queue, _), idx in groups.items():
+                done_per_queue[queue] = done_per_queue.get(queue, 0) + len(idx)
+            for queue, n in done_per_queue.items():
+                if (more := self._refill(queue, n)) is not None:
+                    refills.append((len(wire), more[1]))
+                    wire.append(more[0])
         try:
             if len(wire) == 1 and len(plan[0]) == 1:  # cheaper than a pipeline of one
                 replies = [await self._broker.run(wire[0])]
@@ -185,8 +206,10 @@ class WriteBatcher:
             replies = [exc] * len(wire)
         except Exception as exc:
             replies = [BrokerError(f"task writes failed: {exc!r}")] * len(wire)
+        for at, handle in refills:
+            handle(replies[at])
         out: list[object] = [None] * len(batch)
-        for idx, reply in zip(plan, replies, strict=True):
+        for idx, reply in zip(plan, replies, strict=False):  # the refills come after
             parts = processing.done_many_result(reply, len(idx)) if len(idx) > 1 else [reply]
             for i, part in zip(idx, parts, strict=True):
                 out[i] = part
@@ -264,7 +287,9 @@ class Processor:
         self._wake = asyncio.Event()
         self._loop_started = False
         self._loop_exited = asyncio.Event()
-        self._writes = WriteBatcher(rt.broker)
+        # With one queue, the done writes of a batch also lease its successors (refill).
+        fuse = len(self._prio) == 1
+        self._writes = WriteBatcher(rt.broker, refill=self.refill if fuse else None)
         self._deadlines = Deadlines()
         self._stops: set[asyncio.Future[None]] = set()  # one per running handler, for abort
 
@@ -303,11 +328,62 @@ class Processor:
                 if len(found) < want:
                     self._release(want - len(found))
                 for msg, token in found:
-                    t = asyncio.create_task(self._work(msg, token), name=f"pyasynq-task-{msg.id}")
-                    self.running.add(t)
-                    t.add_done_callback(self.running.discard)
+                    self._spawn(msg, token)
         finally:
             self._loop_exited.set()
+
+    def _spawn(self, msg: TaskMessage, token: str) -> None:
+        """Run ``msg`` in a task of its own; its slot is already taken."""
+        t = asyncio.create_task(self._work(msg, token), name=f"pyasynq-task-{msg.id}")
+        self.running.add(t)
+        t.add_done_callback(self.running.discard)
+
+    def refill(self, queue: str, n: int) -> tuple[Op, Callable[[object], None]] | None:
+        """The dequeue that rides with the done writes of ``n`` tasks of ``queue`` (see
+        WriteBatcher), and what to do with its reply; None once stopping.
+
+        Only with a single queue, so the order of queues (wire spec 5.1) is not bent. The
+        new tasks take the slots of the finished ones: in Redis the done script runs first,
+        so the active count never exceeds the concurrency. Locally the new tasks count
+        their slots before the finished ones give theirs back, which for a moment
+        over-counts, holding back a dequeue, never adding one."""
+        if self.rt.stopping.is_set() or self.abort.is_set() or queue not in self._prio:
+            return None
+        token = next(self._tokens)
+        want = min(n, processing.DEQUEUE_MANY_MAX)
+        op = processing.dequeue_many(
+            queue, self.rt.clock.now(), token, want, lease_duration=int(self._lease)
+        )
+
+        def adopt(reply: object) -> None:
+            try:
+                if isinstance(reply, BaseException):
+                    raise reply
+                leased = processing.dequeue_many_result(queue, reply)
+            except BrokerError as exc:
+                # Tasks a lost reply leased are recovered when their leases expire.
+                self.rt.log.error("processor: dequeue with the task writes failed: %s", exc)
+                return
+            if leased and self.rt.stopping.is_set():
+                self.rt.log.debug(
+                    "processor: %d task(s) leased with the last writes run during shutdown",
+                    len(leased),
+                )
+            for item in leased:
+                if item.msg is None:
+                    self._set_aside(queue, item.task_id, item.problem)
+                    continue
+                self.busy += 1
+                self._spawn(item.msg, token)
+
+        return op, adopt
+
+    def _set_aside(self, queue: str, task_id: str, problem: str) -> None:
+        self.rt.log.error("task %s in %s: %s; quarantined", task_id, queue, problem)
+        t = asyncio.create_task(self.rt.broker.run(processing.quarantine(queue, task_id, problem)))
+        self.running.add(t)
+        t.add_done_callback(self.running.discard)
+        t.add_done_callback(_log_failure(self.rt, f"quarantining task {task_id}"))
 
     async def stopped(self) -> None:
         """Return once the dequeue loop has ended (after ``rt.stopping`` was set)."""
@@ -539,14 +615,15 @@ class Processor:
         rt.stopping.set()
         self.notify()
         await self.stopped()  # a dequeue in flight may still start a task
-        if not self.running:
-            return
-        _, pending = await asyncio.wait(set(self.running), timeout=max(0.0, until - loop.time()))
-        if pending:
+        # Tasks leased by a dequeue that rode with the last writes start while we wait:
+        # look again until none is left or the time is up.
+        while self.running and loop.time() < until:
+            await asyncio.wait(set(self.running), timeout=max(0.0, until - loop.time()))
+        if self.running:
             self.abort.set()
             for stop in list(self._stops):
                 _resolve(stop)
-            await asyncio.wait(pending, timeout=5.0)
+            await asyncio.wait(set(self.running), timeout=5.0)
 
 
 def retry_delay(rt: Runtime, msg: TaskMessage, err: BaseException) -> float:
@@ -568,6 +645,14 @@ def is_failure(rt: Runtime, err: BaseException) -> bool:
     except Exception as exc:
         rt.log.error("is_failure failed: %r; counting the error as a failure", exc)
         return True
+
+
+def _log_failure(rt: Runtime, what: str) -> Callable[[asyncio.Task[Any]], None]:
+    def check(t: asyncio.Task[Any]) -> None:
+        if not t.cancelled() and (exc := t.exception()) is not None:
+            rt.log.error("processor: %s failed: %s", what, exc)
+
+    return check
 
 
 def _single(op: Op | None, done: DoneArgs | None) -> Op:
