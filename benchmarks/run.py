@@ -875,7 +875,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
         for name in s.systems:
             info = SYSTEMS[name]
             if name == "asynq-go" and not s.go_bin:
-                results[name] = {"na": "no --go-bin given (Go is not installed here)"}
+                results[name] = {"na": "no --go-bin given (see benchmarks/go/README.md)"}
                 continue
             if info.venv not in pythons:
                 results[name] = {"na": venv_errors.get(info.venv, "venv missing")}
