@@ -902,24 +902,24 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
 
         report += "\n## Profiles (py-spy, main thread of the worker; these runs are slowed)\n\n"
         report += "\n\n".join(summarize(Path(p), top=15) for p in profiles) + "\n"
-    md = results_dir / f"{stamp}.md"
+    payload = {"machine": machine, "results": results, "profiles": profiles}
+    save_report(results_dir / stamp, report, s, payload, logs)
+    return 0
+
+
+def save_report(
+    base: Path, report: str, settings: Any, payload: dict[str, Any], logs: Path
+) -> None:
+    """Write ``base``.md and ``base``.json (the settings and ``payload``), print the
+    report and say where it went."""
+    md = base.with_name(base.name + ".md")
     md.write_text(report)
-    (results_dir / f"{stamp}.json").write_text(
-        json.dumps(
-            {
-                "settings": {
-                    k: str(v) if isinstance(v, Path) else v for k, v in s.__dict__.items()
-                },
-                "machine": machine,
-                "results": results,
-                "profiles": profiles,
-            },
-            indent=1,
-        )
+    opts = {k: str(v) if isinstance(v, Path) else v for k, v in settings.__dict__.items()}
+    base.with_name(base.name + ".json").write_text(
+        json.dumps({"settings": opts, **payload}, indent=1)
     )
     print(report)
     log(f"report: {md}; logs: {logs}")
-    return 0
 
 
 if __name__ == "__main__":

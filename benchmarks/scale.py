@@ -907,23 +907,8 @@ def main(argv: list[str] | None = None) -> int:
     extra["load"][1] = os.getloadavg()[0]
     extra["elapsed"] = time.monotonic() - started
     report = render(results, s, extra, machine)
-    md = s.out / f"scale-{stamp}.md"
-    md.write_text(report)
-    (s.out / f"scale-{stamp}.json").write_text(
-        json.dumps(
-            {
-                "settings": {
-                    k: str(v) if isinstance(v, Path) else v for k, v in s.__dict__.items()
-                },
-                "machine": machine,
-                "run": extra,
-                "results": results,
-            },
-            indent=1,
-        )
-    )
-    print(report)
-    log(f"report: {md}; logs: {logs}")
+    payload = {"machine": machine, "run": extra, "results": results}
+    harness.save_report(s.out / f"scale-{stamp}", report, s, payload, logs)
     return 0
 
 

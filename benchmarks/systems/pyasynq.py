@@ -66,7 +66,7 @@ def close(client: pyasynq.Client) -> None:
     client.close()
 
 
-def run_worker(url: str, concurrency: int) -> NoReturn:
+def run_worker(url: str, concurrency: int, *extra: str) -> NoReturn:
     argv = [
         sys.executable,
         "-m",
@@ -79,6 +79,7 @@ def run_worker(url: str, concurrency: int) -> NoReturn:
         str(concurrency),
         "--log-level",
         "warn",
+        *extra,
     ]
     if os.environ.get("BENCH_PYASYNQ_PROCESSES"):  # benchmarks/scale.py: the supervisor
         argv += ["--processes", os.environ["BENCH_PYASYNQ_PROCESSES"]]

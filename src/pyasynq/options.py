@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 __all__ = ["DEFAULT_MAX_RETRY", "DEFAULT_QUEUE", "DEFAULT_TIMEOUT", "Duration", "Options", "When"]
 
@@ -154,6 +154,15 @@ class Options:
 NO_OPTIONS = Options()
 """The options of a task or call that gives none; shared, so a check for "nothing
 given" is an identity test (the instance is immutable)."""
+
+
+def given(**fields: Any) -> Options:
+    """``Options(**fields)``, or :data:`NO_OPTIONS` when every field is None (the common
+    case, which the enqueue path then spots by identity)."""
+    for value in fields.values():
+        if value is not None:
+            return Options(**fields)
+    return NO_OPTIONS
 
 
 def resolve_merged(

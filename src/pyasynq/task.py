@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from .options import NO_OPTIONS, Duration, Options, When, check_name
+from .options import Duration, Options, When, check_name, given
 
 __all__ = ["EnqueueResult", "Task", "TaskInfo", "TaskState"]
 
@@ -71,33 +71,18 @@ class Task:
         if headers is not None:
             Options(headers=headers)  # validates str -> str
         self.headers: dict[str, str] = {} if headers is None else dict(headers)
-        if (
-            queue is None
-            and max_retry is None
-            and task_id is None
-            and timeout is None
-            and deadline is None
-            and unique is None
-            and process_at is None
-            and process_in is None
-            and retention is None
-            and group is None
-        ):
-            # The common case: no per-task defaults; the enqueue path spots it by identity.
-            self.options = NO_OPTIONS
-        else:
-            self.options = Options(
-                queue=queue,
-                max_retry=max_retry,
-                task_id=task_id,
-                timeout=timeout,
-                deadline=deadline,
-                unique=unique,
-                process_at=process_at,
-                process_in=process_in,
-                retention=retention,
-                group=group,
-            )
+        self.options = given(
+            queue=queue,
+            max_retry=max_retry,
+            task_id=task_id,
+            timeout=timeout,
+            deadline=deadline,
+            unique=unique,
+            process_at=process_at,
+            process_in=process_in,
+            retention=retention,
+            group=group,
+        )
         self._result_writer: Any = None
 
     @classmethod

@@ -23,7 +23,7 @@ from pyasynq.errors import (
     ReplicationError,
     TaskIDConflictError,
 )
-from pyasynq.options import NO_OPTIONS, Duration, Options, When
+from pyasynq.options import NO_OPTIONS, Duration, Options, When, given
 from pyasynq.task import EnqueueResult, Task, TaskInfo
 
 from .broker import AsyncBroker, _is_cluster, is_transient
@@ -106,34 +106,19 @@ class AsyncClient:
         once N replicas have the task, and raise ReplicationError otherwise: use it when an
         acknowledged task must survive the loss of the master.
         """
-        if (
-            queue is None
-            and max_retry is None
-            and task_id is None
-            and timeout is None
-            and deadline is None
-            and unique is None
-            and process_at is None
-            and process_in is None
-            and retention is None
-            and group is None
-            and headers is None
-        ):
-            options = NO_OPTIONS
-        else:
-            options = Options(
-                queue=queue,
-                max_retry=max_retry,
-                task_id=task_id,
-                timeout=timeout,
-                deadline=deadline,
-                unique=unique,
-                process_at=process_at,
-                process_in=process_in,
-                retention=retention,
-                group=group,
-                headers=headers,
-            )
+        options = given(
+            queue=queue,
+            max_retry=max_retry,
+            task_id=task_id,
+            timeout=timeout,
+            deadline=deadline,
+            unique=unique,
+            process_at=process_at,
+            process_in=process_in,
+            retention=retention,
+            group=group,
+            headers=headers,
+        )
         _check_task(task)
         replicas = self._wait_replicas if wait_replicas is None else wait_replicas
         if replicas < 0:
