@@ -250,6 +250,26 @@ async def test_unregister(harness: Harness, r: redis.Redis) -> None:
 # --------------------------------------------------------------------------- replicas
 
 
+async def test_a_pending_tick_wakes_idle_workers_once(harness: Harness, r: redis.Redis) -> None:
+    woken = r.pubsub()
+    woken.subscribe(keys.WAKE_CHANNEL)
+    assert woken.get_message(timeout=1)["type"] == "subscribe"  # type: ignore[index]
+    replicas = [harness.make() for _ in range(2)]
+    for d in replicas:
+        d.register("@every 1s", Task("now", b"p"), queue="q")
+        d.register("@every 1s", Task("later", b"p"), queue="q2", process_in=60)
+    for t in (FIXTURE_START, T0 + 1, T0 + 2):
+        for d in replicas:
+            await d.at(t)
+    wakes = []
+    while (m := woken.get_message(timeout=0.5)) is not None:
+        wakes.append(m["data"])
+    woken.close()
+    # One per enqueued pending tick (not per replica); a scheduled task wakes nobody.
+    assert len(pending(r, "q")) == 2
+    assert wakes == [b"q", b"q"]
+
+
 async def test_replicas_enqueue_each_tick_once(harness: Harness, r: redis.Redis) -> None:
     posts: list[str] = []
     replicas = [harness.make(post_enqueue=lambda info, err, n=n: posts.append(n)) for n in range(3)]

@@ -260,6 +260,9 @@ def test_aggregator_turns_a_group_into_one_task(
 ) -> None:
     for i, g in ((1, "g1"), (2, "g1"), (3, "g1"), (9, "g2")):
         client.enqueue(Task.from_json("item", {"n": i}), group=g, task_id=f"m{i}")
+    woken = r.pubsub()
+    woken.subscribe(keys.WAKE_CHANNEL)
+    assert woken.get_message(timeout=1)["type"] == "subscribe"  # type: ignore[index]
     got: dict[str, bytes] = {}
     servers.start(
         lambda t: got.__setitem__(t.type + ":" + str(len(got)), t.payload or b""),
@@ -275,6 +278,12 @@ def test_aggregator_turns_a_group_into_one_task(
     assert r.exists(*(keys.task_key(Q, f"m{i}") for i in (1, 2, 3, 9))) == 0
     assert r.exists(keys.group_key(Q, "g1"), keys.group_key(Q, "g2")) == 0
     assert not r.exists(keys.pending_key("elsewhere"))
+    # Each aggregate woke idle workers of its queue (grouped items never do).
+    wakes = []
+    while (m := woken.get_message(timeout=0.5)) is not None:
+        wakes.append(m["data"])
+    woken.close()
+    assert wakes == [Q.encode(), Q.encode()]
 
 
 # --------------------------------------------------------------------------- maxmemory

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from pyasynq._rdb.codec import SchedulerEnqueueEvent
 from pyasynq._rdb.ops import Op, scheduler, state
-from pyasynq._rdb.ops.enqueue import prepare
+from pyasynq._rdb.ops.enqueue import prepare, wake
 from pyasynq.clock import Clock
 from pyasynq.errors import BrokerError, TaskIDConflictError
 from pyasynq.log import Logger
 from pyasynq.options import Options
-from pyasynq.task import TaskInfo
+from pyasynq.task import TaskInfo, TaskState
 
 from .config import SchedulerConfig
 from .entries import Entry, tick_task_id
@@ -239,6 +239,14 @@ class Engine:
                 "Scheduler could not record enqueue event of enqueued task %s: %s", info.id, exc
             )
 
+    async def _wake(self, queue: str) -> None:
+        """Start the tick's task on idle pyasynq workers now, not at their next poll;
+        best effort (they poll anyway)."""
+        try:
+            await self.broker.run(wake(queue))
+        except BrokerError as exc:
+            self.log.debug("Scheduler could not wake the workers of queue %r: %s", queue, exc)
+
     async def _enqueue(self, e: Entry, fire: int, opts: Options) -> TaskInfo | None:
         """The TaskInfo when this call stored the task, None when the tick was handled
         elsewhere. A Redis failure is retried: the marker makes a retry safe."""
@@ -263,6 +271,8 @@ class Engine:
                 continue
             if not scheduler.scheduler_enqueue_result(reply):
                 return None
+            if p.info.state is TaskState.PENDING:
+                await self._wake(p.info.queue)
             if isinstance(registered, BrokerError):
                 self.log.warn(
                     "Task %s was stored, but registering queue %r in asynq:queues failed: %s",

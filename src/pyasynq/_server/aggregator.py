@@ -63,7 +63,8 @@ class Aggregator(Component):
             if not isinstance(result, Task):
                 rt.log.error("aggregator for group %s returned %r, not a Task", group, result)
                 return
-            p = prepare(result, Options(queue=q), rt.clock.now_ns())
+            # wake: the new task starts now on idle pyasynq workers, not at their poll
+            p = prepare(result, Options(queue=q), rt.clock.now_ns(), wake=True)
             _, reply = await rt.broker.run_many([p.register_queue, p.call])
             if isinstance(reply, BaseException):
                 raise reply

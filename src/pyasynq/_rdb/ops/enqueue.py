@@ -131,6 +131,12 @@ def enqueue_outcome(reply: object, registered: object = None) -> None:
         )
 
 
+def wake(queue: str) -> Command:
+    """Tell idle pyasynq workers that ``queue`` has new pending work (Go workers poll),
+    for writers whose script does not publish it itself."""
+    return Command(("PUBLISH", keys.WAKE_CHANNEL, queue))
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """A task ready to be written: the SADD of its queue (to send beside the script when
