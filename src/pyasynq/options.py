@@ -13,7 +13,7 @@ import math
 import os
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias
 
@@ -133,18 +133,8 @@ class Options:
     def merged(self, override: Options) -> Options:
         """These options with every field ``override`` gives replacing ours; headers are
         merged key by key, the override winning."""
-        changes: dict[str, object] = {}
-        for f in fields(override):
-            value = getattr(override, f.name)
-            if value is not None:
-                changes[f.name] = value
-        if "process_at" in changes or "process_in" in changes:
-            # The later of ProcessAt/ProcessIn wins in asynq; the call is later.
-            changes.setdefault("process_at", None)
-            changes.setdefault("process_in", None)
-        if self.headers and override.headers:
-            changes["headers"] = {**self.headers, **override.headers}
-        return replace(self, **changes)  # type: ignore[arg-type]
+        m = _Merged(self, override)  # the one place that knows the merge rules
+        return replace(self, **{name: getattr(m, name) for name in _Merged.__slots__})
 
     def resolve(self, now: float) -> Resolved:
         """Concrete values for a task enqueued at Unix time ``now``."""
