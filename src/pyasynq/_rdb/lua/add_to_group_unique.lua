@@ -15,8 +15,10 @@
 if KEYS[5] then
     local added = redis.pcall("SADD", KEYS[5], ARGV[6])
     if type(added) == "table" and added.err then
-        return redis.error_reply("ERR registering the queue in asynq:queues failed, nothing "
-            .. "stored: " .. added.err)
+        -- Keep Redis' own error code first (READONLY after a failover, OOM, ...):
+        -- clients act on it, e.g. redis-py reconnects a Sentinel client on READONLY.
+        return redis.error_reply(added.err .. " (registering the queue in asynq:queues; "
+            .. "nothing stored)")
     end
 end
 local ok = redis.call("SET", KEYS[4], ARGV[2], "NX", "EX", ARGV[5])

@@ -13,8 +13,10 @@
 if KEYS[3] then
     local added = redis.pcall("SADD", KEYS[3], ARGV[4])
     if type(added) == "table" and added.err then
-        return redis.error_reply("ERR registering the queue in asynq:queues failed, nothing "
-            .. "stored: " .. added.err)
+        -- Keep Redis' own error code first (READONLY after a failover, OOM, ...):
+        -- clients act on it, e.g. redis-py reconnects a Sentinel client on READONLY.
+        return redis.error_reply(added.err .. " (registering the queue in asynq:queues; "
+            .. "nothing stored)")
     end
 end
 if redis.call("EXISTS", KEYS[1]) == 1 then

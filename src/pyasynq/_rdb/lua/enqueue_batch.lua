@@ -14,8 +14,10 @@ local n = (#ARGV - 3) / 2
 if #KEYS > n + 1 then
     local added = redis.pcall("SADD", KEYS[n + 2], ARGV[2])
     if type(added) == "table" and added.err then
-        return redis.error_reply("ERR registering the queue in asynq:queues failed, nothing "
-            .. "stored: " .. added.err)
+        -- Keep Redis' own error code first (READONLY after a failover, OOM, ...):
+        -- clients act on it, e.g. redis-py reconnects a Sentinel client on READONLY.
+        return redis.error_reply(added.err .. " (registering the queue in asynq:queues; "
+            .. "nothing stored)")
     end
 end
 local now = ARGV[1]
