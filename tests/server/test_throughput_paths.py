@@ -118,6 +118,21 @@ async def test_done_writes_of_one_queue_merge_into_one_done_many_call(
         await b.aclose()
 
 
+async def _done_kinds(
+    b: AsyncBroker, way: str, now: float, pairs: list[tuple[TaskMessage, str]]
+) -> list[object]:
+    """Finish ``pairs`` through one done_many call ("many") or one done per task, and
+    name each outcome: 1, or the type of the error it maps to."""
+    if way == "many":
+        reply = await b.run(processing.done_many(Q, now, pairs))
+        replies = processing.done_many_result(reply, len(pairs))
+    else:
+        replies = await b.run_many([processing.done(m, now, t) for m, t in pairs])
+    return [
+        type(processing.map_error(g)).__name__ if isinstance(g, BrokerError) else g for g in replies
+    ]
+
+
 def _snapshot(r: redis.Redis) -> dict[Any, Any]:
     out: dict[Any, Any] = {}
     for k in sorted(r.keys("*")):
@@ -164,16 +179,7 @@ async def test_done_many_leaves_exactly_the_state_of_one_done_per_task(
             r.delete(keys.task_key(Q, "c"))
             order = ["u1", "a", "b", "u2", "c"]
             pairs = [(msgs[t], "tok") for t in order]
-            if way == "many":
-                reply = await b.run(processing.done_many(Q, now, pairs))
-                got = processing.done_many_result(reply, len(pairs))
-            else:
-                got = await b.run_many([processing.done(m, now, t) for m, t in pairs])
-            kinds = [
-                type(processing.map_error(g)).__name__ if isinstance(g, BrokerError) else g
-                for g in got
-            ]
-            results.append((kinds, _snapshot(r)))
+            results.append((await _done_kinds(b, way, now, pairs), _snapshot(r)))
     finally:
         await b.aclose()
     (many_kinds, many_state), (single_kinds, single_state) = results
@@ -213,16 +219,7 @@ async def test_done_many_matches_one_done_per_task_across_token_runs_and_locks(
                 assert got is not None and got.msg is not None
                 msgs[tid] = got.msg
             pairs = [(msgs[t], tokens[t]) for t in order]
-            if way == "many":
-                reply = await b.run(processing.done_many(Q, now, pairs))
-                replies = processing.done_many_result(reply, len(pairs))
-            else:
-                replies = await b.run_many([processing.done(m, now, t) for m, t in pairs])
-            kinds = [
-                type(processing.map_error(g)).__name__ if isinstance(g, BrokerError) else g
-                for g in replies
-            ]
-            results.append((kinds, _snapshot(r)))
+            results.append((await _done_kinds(b, way, now, pairs), _snapshot(r)))
     finally:
         await b.aclose()
     (many_kinds, many_state), (single_kinds, single_state) = results
