@@ -46,12 +46,14 @@ def test_harness_measures_every_metric_for_pyasynq(tmp_path: Path) -> None:
             f"main={sys.executable}",
             "--out",
             str(tmp_path),
+            # Enough tasks that the drain spans several of /proc's 10 ms CPU ticks: a
+            # drain of 200 took ~15 ms and could read 0 µs of worker CPU.
             "--n",
-            "200",
+            "2000",
             "--warmup",
-            "50",
+            "200",
             "--batch",
-            "100",
+            "500",
             "--samples",
             "5",
             "--latency-seconds",
@@ -75,7 +77,7 @@ def test_harness_measures_every_metric_for_pyasynq(tmp_path: Path) -> None:
     assert "n/a" not in row, row
     assert all(float(c.split()[0].replace(",", "")) > 0 for c in row[1:]), row
     raw = json.loads(next(tmp_path.glob("*.json")).read_text())["results"]["pyasynq"]
-    assert raw["drain_noop"]["n"] == 200
+    assert raw["drain_noop"]["n"] == 2000
     assert raw["latency"]["samples"] == 5
     assert "## Targets" in lines and any(line.startswith("| batch enqueue") for line in lines)
 
