@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: browser install demo test test-cluster test-slow lint typecheck format sync proto check bench bench-quick bench-scale clean
+.PHONY: services browser install demo test test-cluster test-slow lint typecheck format sync proto check bench bench-quick bench-scale clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -14,24 +14,28 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# What the tests and the demo need from the machine (scripts/services.sh): Debian's
+# redis-server, redis-sentinel, redis-tools, postgresql and chromium when missing (as root),
+# and a PostgreSQL on loopback for the example tests. A no-op where all is there.
+services:
+	@bash scripts/services.sh packages
+
+browser: services
+
+demo: $(STAMP) services
 	$(BIN)/python -m pyasynq.demo
 
-# The web dashboard's browser tests drive Debian's Chromium; install it when we can (root).
-browser:
-	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
-		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
-
-test: $(STAMP) browser
-	$(BIN)/python scripts/unasync.py --check
-	$(BIN)/python -m pytest -q
+test: $(STAMP)
+	@eval "$$(bash scripts/services.sh env)" && \
+		$(BIN)/python scripts/unasync.py --check && \
+		$(BIN)/python -m pytest -q
 
 # The functional suites again on a real Redis Cluster of three masters (tests/conftest.py).
-test-cluster: $(STAMP)
+test-cluster: $(STAMP) services
 	PYASYNQ_TEST_TOPOLOGY=cluster $(BIN)/python -m pytest -q tests/test_client.py tests/test_inspector.py tests/server tests/scheduler tests/test_conformance_enqueue.py
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	@eval "$$(bash scripts/services.sh env)" && $(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts examples benchmarks

@@ -4,7 +4,8 @@ sink, the session's real Redis, and SQLite or the local PostgreSQL.
 ``stack`` builds an ``examples.signup.stack.Stack`` with test timings (no task delay,
 short retry delays and leases) and stops it after the test. ``database_url`` is SQLite;
 ``any_database_url`` runs a test on SQLite and on PostgreSQL (``SIGNUP_TEST_POSTGRES_URL``,
-default the local server; skipped when it does not answer), each in a fresh schema.
+default the one `make test` starts; skipped when it does not answer, failed under CI), each
+in a fresh schema.
 """
 
 from __future__ import annotations
@@ -55,7 +56,11 @@ def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     try:
         admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}: {exc}")
+        # `make test` starts one (scripts/services.sh); under CI a missing one is a failure.
+        msg = f"no PostgreSQL at {POSTGRES_URL}: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
     schema = f"signup_test_{uuid.uuid4().hex[:8]}"
     admin.execute(f"CREATE SCHEMA {schema}")
     sep = "&" if "?" in POSTGRES_URL else "?"
