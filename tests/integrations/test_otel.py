@@ -9,18 +9,18 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk", reason="needs the integrations-test group")
 
-from opentelemetry import baggage, trace  # noqa: E402
-from opentelemetry import context as otel_context  # noqa: E402
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
+from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
-from opentelemetry.trace import SpanKind, StatusCode  # noqa: E402
+from opentelemetry.trace import SpanKind, StatusCode
 
-import pyasynq  # noqa: E402
-from pyasynq.integrations import otel  # noqa: E402
-from pyasynq.testing import Worker  # noqa: E402
+import pyasynq
+from pyasynq.integrations import otel
+from pyasynq.testing import Worker
 
 
 @pytest.fixture
@@ -128,9 +128,10 @@ def test_the_producer_joins_the_callers_trace_and_carries_baggage(
     async def handler(task: pyasynq.Task) -> None:
         seen_baggage.append(baggage.get_baggage("tenant"))
 
-    with pyasynq.Client(
-        pyasynq_redis_url, enqueue_hooks=[otel.enqueue_hook(provider)]
-    ) as client, tracer.start_as_current_span("http request") as request:
+    with (
+        pyasynq.Client(pyasynq_redis_url, enqueue_hooks=[otel.enqueue_hook(provider)]) as client,
+        tracer.start_as_current_span("http request") as request,
+    ):
         token = otel_context.attach(baggage.set_baggage("tenant", "acme"))
         try:
             client.enqueue(pyasynq.Task("t"), queue="critical")

@@ -1,4 +1,4 @@
-"""examples/otel runs as its docs page says and prints one trace."""
+"""examples/otel_tracing runs as its docs page says and prints one trace."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _spans(out: str) -> list[dict[str, object]]:
 
 def test_example_prints_one_trace(pyasynq_redis_url: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "examples.otel.app", pyasynq_redis_url],
+        [sys.executable, "-m", "examples.otel_tracing.app", pyasynq_redis_url],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     spans = _spans(done.stdout)

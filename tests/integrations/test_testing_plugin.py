@@ -75,9 +75,7 @@ def test_run_until_idle_says_what_is_left_at_timeout(
         raise RuntimeError("no")
 
     with pytest.raises(TimeoutError, match=r"default/retry"):
-        run_until_idle(
-            pyasynq_redis_url, fail, timeout=0.5, retry_delay_func=lambda n, e, t: 3600
-        )
+        run_until_idle(pyasynq_redis_url, fail, timeout=0.5, retry_delay_func=lambda n, e, t: 3600)
 
 
 def test_scheduled_tasks_count_only_when_asked(

@@ -1,6 +1,6 @@
 """Tracing a task from the enqueue to its last attempt (docs/integrations/opentelemetry.md).
 
-``python -m examples.otel.app`` enqueues a report that fails once and then succeeds, runs a
+``python -m examples.otel_tracing.app`` enqueues a report that fails once and then succeeds, runs a
 worker until the queue is empty, and prints the spans: one trace, an ``enqueue default``
 PRODUCER span and a ``process default`` CONSUMER span per attempt. A real service would
 export to a collector (opentelemetry-exporter-otlp) instead of the console.
