@@ -158,3 +158,21 @@ def test_session_and_client_must_match(engine: Engine, redis_url: str) -> None:
             enqueue_on_commit(session, pyasynq.AsyncClient(redis_url), pyasynq.Task("t"))
         with pytest.raises(TypeError, match="SQLAlchemy Session"):
             enqueue_on_commit(object(), pyasynq.Client(redis_url), pyasynq.Task("t"))  # type: ignore[arg-type]
+
+
+def test_a_rolled_back_savepoint_drops_only_its_own_tasks(
+    engine: Engine, pyasynq_client: pyasynq.Client, r: redis.Redis
+) -> None:
+    with Session(engine) as session, session.begin():
+        session.add(User(name="ada"))
+        outer = enqueue_on_commit(session, pyasynq_client, pyasynq.Task("welcome"))
+        with pytest.raises(RuntimeError), session.begin_nested():
+            session.add(User(name="bob"))
+            inner = enqueue_on_commit(session, pyasynq_client, pyasynq.Task("audit"))
+            session.flush()
+            raise RuntimeError("savepoint rolled back")
+        with session.begin_nested():  # released: its task goes out with the COMMIT
+            released = enqueue_on_commit(session, pyasynq_client, pyasynq.Task("audit"))
+    assert inner.info is None
+    assert outer.info is not None and released.info is not None
+    assert r.lrange(PENDING, 0, -1) == [released.info.id.encode(), outer.info.id.encode()]

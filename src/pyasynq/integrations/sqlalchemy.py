@@ -19,8 +19,8 @@ Called outside a transaction, it begins one, as a query would. A plain ``Session
 a :class:`pyasynq.Client`, an ``AsyncSession`` a :class:`pyasynq.AsyncClient`. The tasks
 wait in ``session.info``; listeners on :class:`sqlalchemy.orm.Session` (installed on first
 use) enqueue them in order after the outermost COMMIT and drop them when that transaction
-rolls back or ends without a commit.
-A SAVEPOINT (``begin_nested``) rolled back does not drop the tasks recorded inside it.
+rolls back or ends without a commit. A SAVEPOINT (``begin_nested``) that rolls back drops
+the tasks recorded inside it, and only those.
 
 If an enqueue fails after COMMIT the rows stay committed: ``commit()`` raises
 :class:`EnqueueAfterCommitError`, which lists the tasks (their ``PendingEnqueue`` has
@@ -60,6 +60,8 @@ class PendingEnqueue:
     options: dict[str, Any] = field(default_factory=dict)
     info: TaskInfo | None = None
     error: BaseException | None = None
+    # The innermost transaction (maybe a SAVEPOINT) open when the task was recorded.
+    transaction: SessionTransaction | None = field(default=None, repr=False, compare=False)
 
 
 class EnqueueAfterCommitError(PyAsynqError):
@@ -98,7 +100,8 @@ def enqueue_on_commit(
         # Begin now, as a first query would: the tasks belong to this transaction and go
         # with it when it ends without a commit.
         target.begin()
-    pending = PendingEnqueue(task, client, dict(options))
+    trans = target.get_nested_transaction() or target.get_transaction()
+    pending = PendingEnqueue(task, client, dict(options), transaction=trans)
     target.info.setdefault(KEY, []).append(pending)
     return pending
 
@@ -106,7 +109,7 @@ def enqueue_on_commit(
 def _install() -> None:
     if not event.contains(Session, "after_commit", _after_commit):
         event.listen(Session, "after_commit", _after_commit)
-        event.listen(Session, "after_rollback", _drop)
+        event.listen(Session, "after_soft_rollback", _after_soft_rollback)
         event.listen(Session, "after_transaction_end", _after_transaction_end)
 
 
@@ -127,8 +130,19 @@ def _after_commit(session: Session) -> None:
         raise EnqueueAfterCommitError(failed)
 
 
-def _drop(session: Session) -> None:
-    session.info.pop(KEY, None)
+def _after_soft_rollback(session: Session, previous: SessionTransaction) -> None:
+    # A transaction or SAVEPOINT rolled back: drop the tasks recorded inside it.
+    pending: list[PendingEnqueue] | None = session.info.get(KEY)
+    if pending:
+        pending[:] = [p for p in pending if not _inside(p.transaction, previous)]
+
+
+def _inside(trans: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    while trans is not None:
+        if trans is outer:
+            return True
+        trans = trans.parent
+    return False
 
 
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
