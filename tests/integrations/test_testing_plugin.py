@@ -3,6 +3,8 @@ there without any conftest, the worker drains the queues, retries included."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import pyasynq
@@ -29,6 +31,17 @@ def test_each_test_starts_empty(pyasynq_redis_url):
     with pyasynq.Inspector(pyasynq_redis_url) as inspector:
         assert inspector.queues() == []
 """
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pytest_plugin"
+
+
+def test_the_example_suite_passes_as_a_user_runs_it(pytester: pytest.Pytester) -> None:
+    # examples/pytest_plugin copied into a fresh folder: no conftest, a private Redis.
+    for name in ("tasks.py", "test_tasks.py"):
+        (pytester.path / name).write_text((EXAMPLE / name).read_text())
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
 def test_plugin_fixtures_in_a_user_suite_on_a_private_redis(pytester: pytest.Pytester) -> None:
