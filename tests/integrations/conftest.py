@@ -12,8 +12,6 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-pytest_plugins = ["pytester"]
-
 POSTGRES_URL = os.environ.get("POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 

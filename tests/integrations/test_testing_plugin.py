@@ -3,6 +3,8 @@ there without any conftest, the worker drains the queues, retries included."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,29 +36,37 @@ def test_each_test_starts_empty(pyasynq_redis_url):
 
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pytest_plugin"
+INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
 
 
-def test_the_example_suite_passes_as_a_user_runs_it(pytester: pytest.Pytester) -> None:
+def _run_pytest(folder: Path, *args: str) -> str:
+    """pytest in ``folder`` in a fresh process, as a user runs it; its output."""
+    (folder / "pytest.ini").write_text(INI)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=folder, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_the_example_suite_passes_as_a_user_runs_it(tmp_path: Path) -> None:
     # examples/pytest_plugin copied into a fresh folder: no conftest, a private Redis.
     for name in ("tasks.py", "test_tasks.py"):
-        (pytester.path / name).write_text((EXAMPLE / name).read_text())
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+        (tmp_path / name).write_text((EXAMPLE / name).read_text())
+    assert "1 passed" in _run_pytest(tmp_path)
 
 
-def test_plugin_fixtures_in_a_user_suite_on_a_private_redis(pytester: pytest.Pytester) -> None:
+def test_plugin_fixtures_in_a_user_suite_on_a_private_redis(tmp_path: Path) -> None:
     # No --pyasynq-redis-url: the plugin starts (and stops) its own redis-server.
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    pytester.makepyfile(test_user=USER_TESTS)
-    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    (tmp_path / "test_user.py").write_text(USER_TESTS)
+    assert "2 passed" in _run_pytest(tmp_path)
 
 
-def test_plugin_uses_the_given_redis(pytester: pytest.Pytester, redis_url: str, r) -> None:
+def test_plugin_uses_the_given_redis(tmp_path: Path, redis_url: str, r) -> None:
     r.set("left-by-an-earlier-test", 1)
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    pytester.makepyfile(test_user=USER_TESTS)
-    result = pytester.runpytest_inprocess(f"--pyasynq-redis-url={redis_url}")
-    result.assert_outcomes(passed=2)
+    (tmp_path / "test_user.py").write_text(USER_TESTS)
+    assert "2 passed" in _run_pytest(tmp_path, f"--pyasynq-redis-url={redis_url}")
     assert r.get("left-by-an-earlier-test") is None  # flushed before each test
 
 
