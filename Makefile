@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install -q -e ".[hiredis,embedded,examples,cli,prometheus,web,uvloop]" --group dev --group web-test
+	$(BIN)/python -m pip install -q -e ".[hiredis,embedded,examples,cli,prometheus,web,uvloop,otel,sqlalchemy,django,fastapi]" --group dev --group web-test --group integrations-test
 	touch $(STAMP)
 
 install: $(STAMP)

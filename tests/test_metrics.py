@@ -331,6 +331,7 @@ class HookConfig:
     """The two ServerConfig fields the hook reads (proposed for ServerConfig)."""
 
     on_task_done: metrics_hook.TaskDoneHook | None = None
+    on_task_start: metrics_hook.TaskStartHook | None = None
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
 

@@ -19,6 +19,7 @@ PUBLIC = [
     "DailyStats",
     "DuplicateTaskError",
     "EnqueueResult",
+    "Enqueueing",
     "FakeClock",
     "GroupInfo",
     "Inspector",

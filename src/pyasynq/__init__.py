@@ -24,6 +24,7 @@ from .errors import (
     TaskNotFoundError,
     TaskStateError,
 )
+from .hooks import Enqueueing
 from .inspection import (
     ClusterNode,
     DailyStats,
@@ -61,6 +62,7 @@ __all__ = [
     "DailyStats",
     "DuplicateTaskError",
     "EnqueueResult",
+    "Enqueueing",
     "FakeClock",
     "GroupInfo",
     "Inspector",

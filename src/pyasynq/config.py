@@ -30,6 +30,8 @@ GroupAggregator = Callable[[str, list[Task]], "Task | Awaitable[Task]"]
 HealthCheckFunc = Callable[["BaseException | None"], "Awaitable[None] | None"]
 # (TaskMessage, handler seconds, error or None); see pyasynq._server.metrics_hook.
 TaskDoneHook = Callable[[Any, float, "BaseException | None"], None]
+# (TaskMessage, seconds it waited in pending); see pyasynq._server.metrics_hook.
+TaskStartHook = Callable[[Any, float], None]
 
 
 def default_retry_delay(retried: int, error: BaseException, task: Task) -> float:
@@ -82,9 +84,11 @@ class ServerConfig:
     syncer_interval: float | timedelta = 5.0
     subscriber_retry_interval: float | timedelta = 5.0
     max_crash_recoveries: int = 3
-    # Metrics: on_task_done is called once per handler run with its outcome; with
-    # metrics_port the worker serves pyasynq.metrics.WorkerMetrics on /metrics.
+    # Metrics: on_task_done is called once per handler run with its outcome,
+    # on_task_start when a dequeued task starts, with its queue wait; with metrics_port
+    # the worker serves pyasynq.metrics.WorkerMetrics on /metrics.
     on_task_done: TaskDoneHook | None = None
+    on_task_start: TaskStartHook | None = None
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     # The loop Server.run()/start() create (serve() uses the caller's): "auto" takes
@@ -107,7 +111,10 @@ class ServerConfig:
         for fname in ("retry_delay_func", "is_failure"):
             if not callable(getattr(self, fname)):
                 raise TypeError(f"{fname} must be callable")
-        for fname in ("error_handler", "health_check_func", "group_aggregator", "on_task_done"):
+        for fname in (
+            "error_handler", "health_check_func", "group_aggregator", "on_task_done",
+            "on_task_start",
+        ):  # fmt: skip
             value = getattr(self, fname)
             if value is not None and not callable(value):
                 raise TypeError(f"{fname} must be callable or None")

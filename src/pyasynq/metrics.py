@@ -16,11 +16,20 @@ asynq dashboards and alerts work unchanged::
     registry.register(QueueMetricsCollector(pyasynq.Inspector(url)))
 
 :class:`WorkerMetrics` counts what one worker process did, fed by
-``ServerConfig.on_task_done`` (or ``metrics_port``, which serves it)::
+``ServerConfig.on_task_done`` and ``on_task_start`` (or ``metrics_port``, which serves it)::
 
     pyasynq_tasks_processed_total{queue,type}  counter: handler runs with an outcome
     pyasynq_tasks_failed_total{queue,type}     counter: runs that raised (RevokeTask excluded)
+    pyasynq_task_outcomes_total{queue,type,outcome}  counter: what became of each run:
+                                              succeeded, retried, archived or revoked
     pyasynq_task_duration_seconds{queue,type}  histogram: handler wall time
+    pyasynq_task_queue_wait_seconds{queue,type}  histogram: time from becoming pending
+                                              (enqueued, or forwarded when its process-at
+                                              or retry time came) to the handler's start
+
+Each task's run is counted once: a run that fails and is retried counts as ``retried``
+(and failed); the retry that succeeds later counts again, as ``succeeded``.
+contrib/grafana/pyasynq.json is a dashboard over these and asynq's queue metrics.
 """
 
 from __future__ import annotations
@@ -42,10 +51,10 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
 
 from ._rdb.codec import TaskMessage
 from ._sync.inspector import Inspector
-from .errors import PyAsynqError, QueueNotFoundError, RevokeTask
+from .errors import PyAsynqError, QueueNotFoundError, RevokeTask, SkipRetry
 from .inspection import QueueInfo
 
-__all__ = ["DURATION_BUCKETS", "QueueMetricsCollector", "WorkerMetrics"]
+__all__ = ["DURATION_BUCKETS", "OUTCOMES", "QueueMetricsCollector", "WorkerMetrics"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +66,8 @@ DURATION_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
     1800.0, float("inf"),
 )  # fmt: skip
+# What the worker does after a handler run (asynq's rules, as the processor applies them).
+OUTCOMES = ("succeeded", "retried", "archived", "revoked")
 
 
 class QueueMetricsCollector(Collector):
@@ -149,10 +160,23 @@ def _wraps(exc: BaseException, kind: type[BaseException]) -> bool:
     return False
 
 
+def outcome(msg: TaskMessage, error: BaseException | None) -> str:
+    """What the worker does after a run that ended with ``error`` (one of OUTCOMES):
+    RevokeTask revokes; retries exhausted or SkipRetry archive; other errors retry."""
+    if error is None:
+        return "succeeded"
+    if _wraps(error, RevokeTask):
+        return "revoked"
+    if msg.retried >= msg.retry or _wraps(error, SkipRetry):
+        return "archived"
+    return "retried"
+
+
 class WorkerMetrics:
     """Processing metrics of one worker process, by queue and task type.
 
-    Call it as ``ServerConfig.on_task_done``. A task counts as failed when its handler
+    Call it as ``ServerConfig.on_task_done`` and give :meth:`task_started` as
+    ``on_task_start`` (``metrics_port`` does both). A task counts as failed when its handler
     raised anything but RevokeTask (a revoked task counts as processed, as in asynq);
     the server's ``is_failure`` is not consulted. ``registry`` defaults to a registry of
     its own, so two servers in one process do not clash; pass
@@ -176,8 +200,17 @@ class WorkerMetrics:
             "tasks_failed", "Tasks whose handler failed on this worker",
             labels, namespace=namespace, registry=self.registry,
         )  # fmt: skip
+        self.outcomes = Counter(
+            "task_outcomes", "Handler runs by what became of the task: " + ", ".join(OUTCOMES),
+            (*labels, "outcome"), namespace=namespace, registry=self.registry,
+        )  # fmt: skip
         self.duration = Histogram(
             "task_duration_seconds", "Handler run time in seconds",
+            labels, namespace=namespace, registry=self.registry, buckets=buckets,
+        )  # fmt: skip
+        self.queue_wait = Histogram(
+            "task_queue_wait_seconds",
+            "Seconds from becoming pending (enqueued, or due and forwarded) to the start",
             labels, namespace=namespace, registry=self.registry, buckets=buckets,
         )  # fmt: skip
         self._server: Any = None
@@ -188,7 +221,12 @@ class WorkerMetrics:
         self.processed.labels(*labels).inc()
         if error is not None and not _wraps(error, RevokeTask):
             self.failed.labels(*labels).inc()
+        self.outcomes.labels(*labels, outcome(msg, error)).inc()
         self.duration.labels(*labels).observe(max(0.0, duration))
+
+    def task_started(self, msg: TaskMessage, wait: float) -> None:
+        """``ServerConfig.on_task_start``: record the task's queue wait."""
+        self.queue_wait.labels(msg.queue, msg.type).observe(max(0.0, wait))
 
     def serve(self, port: int = 0, host: str = "127.0.0.1") -> int:
         """Serve the metrics at ``http://host:port/metrics`` from a daemon thread;

@@ -7,6 +7,12 @@ timeout requeues the task): ``duration`` is the handler's wall time in seconds, 
 what it raised (None on success). It must be quick and must not block. An exception
 from it is logged and otherwise ignored: metrics never change how a task is processed.
 
+``ServerConfig.on_task_start(msg, wait)`` is called the same way when a dequeued task
+starts, with its queue wait: seconds from the moment it became pending (its
+``pending_since``: enqueued, or moved there by the forwarder when its process-at or retry
+time came) to now. Tasks without ``pending_since`` (requeued at a shutdown, recovered
+after a crash) are not reported.
+
 ``ServerConfig.metrics_port`` asks the Server to serve :class:`pyasynq.metrics.WorkerMetrics`
 at ``http://metrics_host:metrics_port/metrics``; :func:`attach` and :func:`serve` are the
 two steps the Server takes for that.
@@ -26,9 +32,24 @@ if TYPE_CHECKING:
 
     from .base import Runtime
 
-__all__ = ["TaskDoneHook", "attach", "chain", "report_task_done", "serve"]
+__all__ = [
+    "TaskDoneHook", "TaskStartHook", "attach", "chain", "report_task_done",
+    "report_task_start", "serve",
+]  # fmt: skip
 
 TaskDoneHook = Callable[[TaskMessage, float, "BaseException | None"], None]
+TaskStartHook = Callable[[TaskMessage, float], None]
+
+
+def report_task_start(rt: Runtime, msg: TaskMessage, wait: float) -> None:
+    """Call ``rt.config.on_task_start`` if set; never raises."""
+    hook: TaskStartHook | None = getattr(rt.config, "on_task_start", None)
+    if hook is None:
+        return
+    try:
+        hook(msg, wait)
+    except Exception as exc:
+        rt.log.error("on_task_start hook failed for task %s: %r", msg.id, exc)
 
 
 def report_task_done(
@@ -68,7 +89,7 @@ def chain(*hooks: TaskDoneHook | None) -> TaskDoneHook | None:
 
 def attach(config: ServerConfig) -> tuple[ServerConfig, WorkerMetrics | None]:
     """When ``config.metrics_port`` is set: a WorkerMetrics and the config whose
-    ``on_task_done`` also feeds it (the user's own hook still runs first). Else the
+    ``on_task_done`` and ``on_task_start`` also feed it (the user's own hooks run first). Else the
     config unchanged and None. Raises ImportError (with the pip command) when
     prometheus-client is missing."""
     if getattr(config, "metrics_port", None) is None:
@@ -77,8 +98,25 @@ def attach(config: ServerConfig) -> tuple[ServerConfig, WorkerMetrics | None]:
 
     metrics = WorkerMetrics()
     user: TaskDoneHook | None = getattr(config, "on_task_done", None)
-    changes: dict[str, Any] = {"on_task_done": chain(user, metrics)}
+    user_start: TaskStartHook | None = getattr(config, "on_task_start", None)
+    changes: dict[str, Any] = {
+        "on_task_done": chain(user, metrics),
+        "on_task_start": _chain_start(user_start, metrics.task_started),
+    }
     return dataclasses.replace(config, **changes), metrics
+
+
+def _chain_start(user: TaskStartHook | None, ours: TaskStartHook) -> TaskStartHook:
+    if user is None:
+        return ours
+
+    def both(msg: TaskMessage, wait: float) -> None:
+        try:
+            user(msg, wait)
+        finally:
+            ours(msg, wait)
+
+    return both
 
 
 def serve(metrics: WorkerMetrics, config: ServerConfig) -> int:

@@ -31,7 +31,7 @@ from pyasynq.options import NO_OPTIONS
 from pyasynq.task import Task
 
 from .base import ActiveTask, Runtime
-from .metrics_hook import report_task_done
+from .metrics_hook import report_task_done, report_task_start
 
 if TYPE_CHECKING:
     from pyasynq._async.broker import AsyncBroker
@@ -327,14 +327,16 @@ class Processor:
                     continue
                 if len(found) < want:
                     self._release(want - len(found))
-                for msg, token in found:
-                    self._spawn(msg, token)
+                for msg, token, since in found:
+                    self._spawn(msg, token, since)
         finally:
             self._loop_exited.set()
 
-    def _spawn(self, msg: TaskMessage, token: str) -> None:
+    def _spawn(self, msg: TaskMessage, token: str, pending_since: float | None = None) -> None:
         """Run ``msg`` in a task of its own; its slot is already taken."""
-        t = asyncio.create_task(self._work(msg, token), name=f"pyasynq-task-{msg.id}")
+        t = asyncio.create_task(
+            self._work(msg, token, pending_since), name=f"pyasynq-task-{msg.id}"
+        )
         self.running.add(t)
         t.add_done_callback(self.running.discard)
 
@@ -374,7 +376,7 @@ class Processor:
                     self._set_aside(queue, item.task_id, item.problem)
                     continue
                 self.busy += 1
-                self._spawn(item.msg, token)
+                self._spawn(item.msg, token, item.pending_since)
 
         return op, adopt
 
@@ -414,7 +416,7 @@ class Processor:
     async def _idle(self, seconds: float) -> None:
         await wait_any(self.rt.stopping, self._wake, timeout=seconds)
 
-    async def _dequeue(self, want: int = 1) -> list[tuple[TaskMessage, str]]:
+    async def _dequeue(self, want: int = 1) -> list[tuple[TaskMessage, str, float | None]]:
         """Up to ``want`` tasks from the first queue (in this round's order) that has any.
 
         The tasks of one dequeue_many call share its attempt token. Fencing stays per task:
@@ -443,14 +445,16 @@ class Processor:
                     rt.log.error("task %s in %s: %s; quarantined", item.task_id, q, item.problem)
                     await rt.broker.run(processing.quarantine(q, item.task_id, item.problem))
                     continue
-                found.append((item.msg, token))
+                found.append((item.msg, token, item.pending_since))
             if found:
                 return found
         return []
 
-    async def _work(self, msg: TaskMessage, token: str) -> None:
+    async def _work(self, msg: TaskMessage, token: str, pending_since: float | None) -> None:
         rt = self.rt
         now = rt.clock.now()
+        if pending_since is not None:
+            report_task_start(rt, msg, max(0.0, now - pending_since))
         deadline = task_deadline(msg, now)
         active = ActiveTask(msg=msg, token=token, started=now, deadline=deadline,
                             lease_until=now + self._lease)  # fmt: skip

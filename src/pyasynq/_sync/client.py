@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import ExitStack
 from time import monotonic
 from types import TracebackType
 from typing import Self
@@ -24,6 +25,7 @@ from pyasynq.errors import (
     ReplicationError,
     TaskIDConflictError,
 )
+from pyasynq.hooks import EnqueueHook, Enqueueing
 from pyasynq.options import NO_OPTIONS, Duration, Options, When, given
 from pyasynq.task import EnqueueResult, Task, TaskInfo
 
@@ -35,7 +37,8 @@ class Client:
     """Enqueues tasks into Redis for any asynq-compatible worker (pyasynq or Go).
 
     ``redis`` is a URL (``redis://``, ``rediss://``, ``unix://``) or an existing
-    ``redis.Redis``, which pyasynq then never closes.
+    ``redis.Redis``, which pyasynq then never closes. ``enqueue_hooks`` run around
+    every enqueue (see :mod:`pyasynq.hooks`; tracing uses them).
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class Client:
         failover_timeout: float = 10.0,
         wait_replicas: int = 0,
         wait_timeout: float = 1.0,
+        enqueue_hooks: Sequence[EnqueueHook] = (),
     ) -> None:
         if failover_timeout < 0 or wait_replicas < 0 or wait_timeout <= 0:
             raise ValueError("failover_timeout and wait_replicas must be >= 0 and wait_timeout > 0")
@@ -56,6 +60,10 @@ class Client:
         self._failover_timeout = failover_timeout
         self._wait_replicas = wait_replicas
         self._wait_timeout = wait_timeout
+        self._hooks = tuple(enqueue_hooks)
+        for hook in self._hooks:
+            if not callable(hook):
+                raise TypeError(f"enqueue hooks must be callable, got {hook!r}")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._broker!r}>"
@@ -125,9 +133,20 @@ class Client:
         if replicas < 0:
             raise ValueError("wait_replicas must not be negative")
         cluster = self._cluster if self._cluster is not None else self._slotted()
-        p = prepare(task, options, self._clock.now_ns(), register=not cluster, wake=True)
-        self._store(p, replicas, cluster)
-        return p.info
+        if not self._hooks:
+            p = prepare(task, options, self._clock.now_ns(), register=not cluster, wake=True)
+            self._store(p, replicas, cluster)
+            return p.info
+        with ExitStack() as stack:
+            ev, options = _hooked(stack, self._hooks, task, options)
+            try:
+                p = prepare(task, options, self._clock.now_ns(), register=not cluster, wake=True)
+                self._store(p, replicas, cluster)
+            except Exception as exc:
+                ev.error = exc
+                raise
+            ev.info = p.info
+            return p.info
 
     def _slotted(self) -> bool:
         """Whether Redis hashes keys to slots (a Cluster, also one reached through a
@@ -207,8 +226,37 @@ class Client:
         if not items:
             return []
         cluster = self._cluster if self._cluster is not None else self._slotted()
-        plan = plan_many(items, self._clock.now_ns(), cluster=cluster)
-        return plan_results(plan, self._broker.run_many(plan.ops))
+        if not self._hooks:
+            plan = plan_many(items, self._clock.now_ns(), cluster=cluster)
+            return plan_results(plan, self._broker.run_many(plan.ops))
+        with ExitStack() as stack:
+            events: list[Enqueueing] = []
+            for i, (task, options) in enumerate(items):
+                ev, merged = _hooked(stack, self._hooks, task, options)
+                events.append(ev)
+                items[i] = (task, merged)
+            try:
+                plan = plan_many(items, self._clock.now_ns(), cluster=cluster)
+                results = plan_results(plan, self._broker.run_many(plan.ops))
+            except Exception as exc:
+                for ev in events:
+                    ev.error = exc
+                raise
+            for ev, res in zip(events, results, strict=True):
+                ev.info, ev.error = res.info, res.error
+            return results
+
+
+def _hooked(
+    stack: ExitStack, hooks: Sequence[EnqueueHook], task: Task, options: Options
+) -> tuple[Enqueueing, Options]:
+    """Enter every hook for one task; the options with the headers the hooks added."""
+    ev = Enqueueing(task, options.queue or task.options.queue)
+    for hook in hooks:
+        stack.enter_context(hook(ev))
+    if ev.headers:
+        options = options.merged(Options(headers=ev.headers))
+    return ev, options
 
 
 def _check_acked(acked: object, replicas: int, timeout: float) -> None:

@@ -7,8 +7,9 @@
 -- ARGV[1] lease expiry, Unix seconds (now + 30 s)
 -- ARGV[2] task key prefix asynq:{q}:t:
 -- ARGV[3] attempt token (pyasynq fencing; "" = none)
--- Returns [task id, encoded TaskMessage], or nil when the queue is paused or empty.
--- (Go returns the msg alone; pyasynq also needs the id to quarantine an undecodable msg.)
+-- Returns [task id, encoded TaskMessage, pending_since], or nil when the queue is paused or
+-- empty. (Go returns the msg alone; pyasynq also needs the id to quarantine an undecodable
+-- msg, and the task's pending_since (ns; "" when the hash has none) for its queue wait.)
 -- As in Go: RPOPLPUSH pending (tail = oldest) to active (head), state=active,
 -- pending_since deleted, lease score = ARGV[1]. pyasynq also stores the attempt token in
 -- field `attempt`, which later writes compare to detect a lost lease.
@@ -26,6 +27,7 @@ for _ = 1, 10 do
     local key = ARGV[2] .. id
     local msg = redis.call("HGET", key, "msg")
     if msg then
+        local since = redis.call("HGET", key, "pending_since") or ""
         if ARGV[3] ~= "" then
             redis.call("HSET", key, "state", "active", "attempt", ARGV[3])
             redis.call("HDEL", key, "pending_since")
@@ -34,7 +36,7 @@ for _ = 1, 10 do
             redis.call("HDEL", key, "pending_since", "attempt")
         end
         redis.call("ZADD", KEYS[4], ARGV[1], id)
-        return { id, msg }
+        return { id, msg, since }
     end
     redis.call("LREM", KEYS[3], 1, id) -- just pushed: found at the head
     if redis.call("EXISTS", key) == 1 then

@@ -8,8 +8,9 @@
 -- ARGV[2] task key prefix asynq:{q}:t:
 -- ARGV[3] attempt token shared by the tasks of this call ("" = none)
 -- ARGV[4] N, the most tasks to take (>= 1)
--- Returns a flat array [id1, msg1, id2, msg2, ...] (msg = encoded TaskMessage), oldest
--- first; empty when the queue is paused or empty.
+-- Returns a flat array [id1, msg1, since1, id2, msg2, since2, ...] (msg = encoded
+-- TaskMessage, since = its pending_since in ns, "" when none), oldest first; empty when the
+-- queue is paused or empty.
 -- Each task is moved exactly as dequeue.lua moves one, and completely before the next is
 -- touched, so a script stopped half-way never leaves a task outside both lists or an
 -- active task without a lease. Ids without a task hash (or without `msg`) are taken back
@@ -20,7 +21,7 @@ if redis.call("EXISTS", KEYS[2]) == 1 then
 end
 local want = tonumber(ARGV[4])
 local skipped = 0
-while #out < 2 * want and skipped < 10 do
+while #out < 3 * want and skipped < 10 do
     local id = redis.call("RPOPLPUSH", KEYS[1], KEYS[3])
     if not id then
         break
@@ -28,6 +29,7 @@ while #out < 2 * want and skipped < 10 do
     local key = ARGV[2] .. id
     local msg = redis.call("HGET", key, "msg")
     if msg then
+        local since = redis.call("HGET", key, "pending_since") or ""
         if ARGV[3] ~= "" then
             redis.call("HSET", key, "state", "active", "attempt", ARGV[3])
             redis.call("HDEL", key, "pending_since")
@@ -38,6 +40,7 @@ while #out < 2 * want and skipped < 10 do
         redis.call("ZADD", KEYS[4], ARGV[1], id)
         out[#out + 1] = id
         out[#out + 1] = msg
+        out[#out + 1] = since
     else
         skipped = skipped + 1
         redis.call("LREM", KEYS[3], 1, id) -- just pushed: found at the head

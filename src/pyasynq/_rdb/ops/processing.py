@@ -25,7 +25,7 @@ Writes answer 1 or an error reply. With ``broker.run_many`` the error arrives as
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from pyasynq.errors import BrokerError, LeaseExpiredError, TaskGoneError
@@ -50,12 +50,14 @@ class Leased:
     ``msg`` is None when the task cannot be run, and ``problem`` says why (no task hash,
     undecodable ``msg``, a ``msg`` naming another task or queue); pass the id and the
     problem to :func:`quarantine`. ``crashes`` is the pyasynq crash counter (always 0 for a
-    dequeued task's reply)."""
+    dequeued task's reply). ``pending_since`` is when a dequeued task became pending (Unix
+    seconds, from the hash field of that name), None when unknown (a requeued task)."""
 
     task_id: str
     msg: TaskMessage | None
     problem: str = ""
     crashes: int = 0
+    pending_since: float | None = field(default=None, compare=False)
 
 
 def _text(value: object) -> str:
@@ -130,8 +132,9 @@ def dequeue(queue: str, now: float, token: str, *, lease_duration: int = LEASE_D
     """Take the oldest pending task of ``queue`` and lease it until ``now`` +
     ``lease_duration``; ``token`` is this attempt's fencing token (see the module doc).
 
-    Reply: ``[id, msg]``, or nil when the queue is paused or empty. Ids without a task
-    hash are quarantined and skipped (at most 10 per call). See :func:`dequeue_result`."""
+    Reply: ``[id, msg, pending_since]``, or nil when the queue is paused or empty. Ids
+    without a task hash are quarantined and skipped (at most 10 per call). See
+    :func:`dequeue_result`."""
     return Call(
         "dequeue", _dequeue_keys(queue), [int(now) + lease_duration, *_prefix(queue), token]
     )
@@ -157,11 +160,20 @@ def dequeue_result(queue: str, reply: object) -> Leased | None:
     should :func:`quarantine` it."""
     if reply is None:
         return None
-    if not isinstance(reply, list) or len(reply) != 2:
+    if not isinstance(reply, list) or len(reply) != 3:
         raise BrokerError(f"unexpected dequeue reply {reply!r}")
     task_id = _text(reply[0])
     msg, problem = _check(queue, task_id, reply[1])
-    return Leased(task_id, msg, problem)
+    return Leased(task_id, msg, problem, pending_since=_since(reply[2]))
+
+
+def _since(value: object) -> float | None:
+    """pending_since (decimal ns) as Unix seconds; None when absent or unreadable."""
+    try:
+        ns = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+    return ns / 1e9 if ns > 0 else None
 
 
 def dequeue_many(
@@ -169,8 +181,8 @@ def dequeue_many(
 ) -> Call:
     """Like :func:`dequeue` for up to ``n`` tasks at once, all sharing ``token``.
 
-    Reply: a flat ``[id1, msg1, id2, msg2, ...]``, oldest first; empty when paused or
-    empty. See :func:`dequeue_many_result`."""
+    Reply: a flat ``[id1, msg1, since1, id2, msg2, since2, ...]``, oldest first; empty
+    when paused or empty. See :func:`dequeue_many_result`."""
     if not 1 <= n <= DEQUEUE_MANY_MAX:
         raise ValueError(f"n must be between 1 and {DEQUEUE_MANY_MAX}, got {n}")
     args: list[Arg] = [int(now) + lease_duration, *_prefix(queue), token, n]
@@ -180,13 +192,13 @@ def dequeue_many(
 def dequeue_many_result(queue: str, reply: object) -> list[Leased]:
     """The dequeued tasks, oldest first (unusable ones with ``msg=None``, see
     :func:`dequeue_result`)."""
-    if not isinstance(reply, list) or len(reply) % 2:
+    if not isinstance(reply, list) or len(reply) % 3:
         raise BrokerError(f"unexpected dequeue_many reply {reply!r}")
     out = []
-    for i in range(0, len(reply), 2):
+    for i in range(0, len(reply), 3):
         task_id = _text(reply[i])
         msg, problem = _check(queue, task_id, reply[i + 1])
-        out.append(Leased(task_id, msg, problem))
+        out.append(Leased(task_id, msg, problem, pending_since=_since(reply[i + 2])))
     return out
 
 
