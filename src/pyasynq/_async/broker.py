@@ -45,6 +45,7 @@ class AsyncBroker:
         self._where = describe(self.redis)
         self._nodes: dict[tuple[str, int], AsyncBroker] = {}  # direct node links (cluster)
         self._loaded: set[str] = set()  # scripts sent with SCRIPT LOAD by this broker
+        self._legacy = False  # the server predates script flags (Redis < 7): send none
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._where}>"
@@ -76,12 +77,12 @@ class AsyncBroker:
                 return await self.redis.execute_command(*op.args)
             try:
                 return await self.redis.evalsha(
-                    scripts.sha(op.script), len(op.keys), *op.keys, *op.args
+                    self._sha(op.script), len(op.keys), *op.keys, *op.args
                 )
             except NoScriptError:
-                await self.redis.script_load(scripts.source(op.script))
+                await self._load(op.script)
                 return await self.redis.evalsha(
-                    scripts.sha(op.script), len(op.keys), *op.keys, *op.args
+                    self._sha(op.script), len(op.keys), *op.keys, *op.args
                 )
         except ResponseError as exc:
             raise BrokerError(f"{_name(op)} failed: {exc}") from exc
@@ -97,7 +98,7 @@ class AsyncBroker:
             # Load scripts this broker has not sent yet, so the first pipeline keeps its
             # order (a NOSCRIPT resend would run after the commands that followed it).
             for name in {op.script for op in ops if isinstance(op, Call)} - self._loaded:
-                await self.redis.script_load(scripts.source(name))
+                await self._load(name)
                 self._loaded.add(name)
             replies = await self._pipeline(ops)
             missing = {
@@ -108,7 +109,7 @@ class AsyncBroker:
             if missing:
                 # Load what this server lacks, then resend only those calls.
                 for name in missing:
-                    await self.redis.script_load(scripts.source(name))
+                    await self._load(name)
                 again = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
                 for i, r in zip(again, await self._pipeline([ops[i] for i in again]), strict=True):
                     replies[i] = r
@@ -128,7 +129,7 @@ class AsyncBroker:
         calls = [op for op in ops if isinstance(op, Call)]
         try:
             for name in {c.script for c in calls}:
-                await self.redis.script_load(scripts.source(name))
+                await self._load(name)
         except (RedisError, RedisClusterException) as exc:
             raise BrokerError(f"loading scripts failed on Redis at {self._where}: {exc}") from exc
         wait = Command(("WAIT", replicas, max(1, int(timeout * 1000))))
@@ -201,6 +202,21 @@ class AsyncBroker:
         """A broker with its own connections to the same Redis (for another thread)."""
         return type(self)(clone(self.redis), owned=True)
 
+    def _sha(self, name: str) -> str:
+        return scripts.sha(name, legacy=self._legacy)
+
+    async def _load(self, name: str) -> None:
+        """SCRIPT LOAD ``name``. A server older than Redis 7 cannot compile the flags line
+        (see scripts.ALLOW_OOM): from then on this broker sends the scripts without it."""
+        text = scripts.legacy_source(name) if self._legacy else scripts.source(name)
+        try:
+            await self.redis.script_load(text)
+        except ResponseError as exc:
+            if self._legacy or name not in scripts.ALLOW_OOM or "compil" not in str(exc):
+                raise
+            self._legacy = True
+            await self.redis.script_load(scripts.legacy_source(name))
+
     async def _pipeline(self, ops: Sequence[Op]) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)
         for op in ops:
@@ -210,7 +226,7 @@ class AsyncBroker:
                 # EVALSHA by name: redis-py blocks pipe.evalsha() on a cluster pipeline,
                 # but routes the raw command by its first key.
                 pipe.execute_command(
-                    "EVALSHA", scripts.sha(op.script), len(op.keys), *op.keys, *op.args
+                    "EVALSHA", self._sha(op.script), len(op.keys), *op.keys, *op.args
                 )
         return list(await pipe.execute(raise_on_error=False))
 

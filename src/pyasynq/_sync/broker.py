@@ -46,6 +46,7 @@ class Broker:
         self._where = describe(self.redis)
         self._nodes: dict[tuple[str, int], Broker] = {}  # direct node links (cluster)
         self._loaded: set[str] = set()  # scripts sent with SCRIPT LOAD by this broker
+        self._legacy = False  # the server predates script flags (Redis < 7): send none
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._where}>"
@@ -76,10 +77,10 @@ class Broker:
             if isinstance(op, Command):
                 return self.redis.execute_command(*op.args)
             try:
-                return self.redis.evalsha(scripts.sha(op.script), len(op.keys), *op.keys, *op.args)
+                return self.redis.evalsha(self._sha(op.script), len(op.keys), *op.keys, *op.args)
             except NoScriptError:
-                self.redis.script_load(scripts.source(op.script))
-                return self.redis.evalsha(scripts.sha(op.script), len(op.keys), *op.keys, *op.args)
+                self._load(op.script)
+                return self.redis.evalsha(self._sha(op.script), len(op.keys), *op.keys, *op.args)
         except ResponseError as exc:
             raise BrokerError(f"{_name(op)} failed: {exc}") from exc
         except (RedisError, RedisClusterException) as exc:
@@ -94,7 +95,7 @@ class Broker:
             # Load scripts this broker has not sent yet, so the first pipeline keeps its
             # order (a NOSCRIPT resend would run after the commands that followed it).
             for name in {op.script for op in ops if isinstance(op, Call)} - self._loaded:
-                self.redis.script_load(scripts.source(name))
+                self._load(name)
                 self._loaded.add(name)
             replies = self._pipeline(ops)
             missing = {
@@ -105,7 +106,7 @@ class Broker:
             if missing:
                 # Load what this server lacks, then resend only those calls.
                 for name in missing:
-                    self.redis.script_load(scripts.source(name))
+                    self._load(name)
                 again = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
                 for i, r in zip(again, self._pipeline([ops[i] for i in again]), strict=True):
                     replies[i] = r
@@ -125,7 +126,7 @@ class Broker:
         calls = [op for op in ops if isinstance(op, Call)]
         try:
             for name in {c.script for c in calls}:
-                self.redis.script_load(scripts.source(name))
+                self._load(name)
         except (RedisError, RedisClusterException) as exc:
             raise BrokerError(f"loading scripts failed on Redis at {self._where}: {exc}") from exc
         wait = Command(("WAIT", replicas, max(1, int(timeout * 1000))))
@@ -198,6 +199,21 @@ class Broker:
         """A broker with its own connections to the same Redis (for another thread)."""
         return type(self)(clone(self.redis), owned=True)
 
+    def _sha(self, name: str) -> str:
+        return scripts.sha(name, legacy=self._legacy)
+
+    def _load(self, name: str) -> None:
+        """SCRIPT LOAD ``name``. A server older than Redis 7 cannot compile the flags line
+        (see scripts.ALLOW_OOM): from then on this broker sends the scripts without it."""
+        text = scripts.legacy_source(name) if self._legacy else scripts.source(name)
+        try:
+            self.redis.script_load(text)
+        except ResponseError as exc:
+            if self._legacy or name not in scripts.ALLOW_OOM or "compil" not in str(exc):
+                raise
+            self._legacy = True
+            self.redis.script_load(scripts.legacy_source(name))
+
     def _pipeline(self, ops: Sequence[Op]) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)
         for op in ops:
@@ -207,7 +223,7 @@ class Broker:
                 # EVALSHA by name: redis-py blocks pipe.evalsha() on a cluster pipeline,
                 # but routes the raw command by its first key.
                 pipe.execute_command(
-                    "EVALSHA", scripts.sha(op.script), len(op.keys), *op.keys, *op.args
+                    "EVALSHA", self._sha(op.script), len(op.keys), *op.keys, *op.args
                 )
         return list(pipe.execute(raise_on_error=False))
 
