@@ -33,6 +33,7 @@ PUBLIC = [
     "QueueNotFoundError",
     "QueueStateError",
     "RealClock",
+    "RedisOutOfMemoryError",
     "ReplicationError",
     "ResultWriter",
     "RevokeTask",

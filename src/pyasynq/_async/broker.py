@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.exceptions import (
     ClusterDownError,
     ConnectionError,
     NoScriptError,
+    OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
     RedisError,
@@ -24,9 +25,12 @@ from redis.exceptions import (
 
 from pyasynq._rdb import scripts
 from pyasynq._rdb.ops import Call, Command, Op
-from pyasynq.errors import BrokerError
+from pyasynq._rdb.ops import settings as rsettings
+from pyasynq.errors import BrokerError, RedisOutOfMemoryError
 
 from .connection import Target, clone, connect, describe, node_client, pubsub_client
+
+_E = TypeVar("_E", bound=BrokerError)
 
 
 class AsyncBroker:
@@ -84,10 +88,37 @@ class AsyncBroker:
                 return await self.redis.evalsha(
                     self._sha(op.script), len(op.keys), *op.keys, *op.args
                 )
+        except OutOfMemoryError as exc:
+            raise await self._full(_name(op), exc) from exc
         except ResponseError as exc:
             raise BrokerError(f"{_name(op)} failed: {exc}") from exc
         except (RedisError, RedisClusterException) as exc:
             raise BrokerError(f"{_name(op)} failed on Redis at {self._where}: {exc}") from exc
+
+    async def _full(self, what: str, exc: BaseException, info: Any = None) -> RedisOutOfMemoryError:
+        """The error for a write refused because Redis is full, with its limit and policy
+        (from ``info``, else read now)."""
+        if info is None:
+            info = await self._info()
+        return _wrap(RedisOutOfMemoryError(rsettings.out_of_memory_message(what, info)), exc)
+
+    async def _info(self) -> Any:
+        with contextlib.suppress(RedisError, RedisClusterException):
+            return await self.redis.execute_command(*rsettings.read_info().args)
+        return None
+
+    async def redis_settings(self, *, persistence: bool = True) -> rsettings.RedisSettings:
+        """The Redis settings that decide whether tasks survive (eviction policy,
+        persistence); what cannot be read (INFO or CONFIG refused) is None. Without
+        ``persistence`` only INFO is read."""
+        info: Any = None
+        save: Any = None
+        with contextlib.suppress(BrokerError):
+            info = await self.run(rsettings.read_info())
+        if persistence:
+            with contextlib.suppress(BrokerError):
+                save = await self.run(rsettings.read_save())
+        return rsettings.settings_from(info, save)
 
     async def run_many(self, ops: Sequence[Op]) -> list[Any]:
         """Run many operations in one pipelined round trip (not a transaction). Each
@@ -115,10 +146,17 @@ class AsyncBroker:
                     replies[i] = r
         except (RedisError, RedisClusterException) as exc:
             raise BrokerError(f"pipeline failed on Redis at {self._where}: {exc}") from exc
-        return [
-            _wrap(BrokerError(f"{_name(op)} failed: {r}"), r) if isinstance(r, Exception) else r
-            for op, r in zip(ops, replies, strict=True)
-        ]
+        out: list[Any] = []
+        info = None  # read once for every refused op
+        for op, r in zip(ops, replies, strict=True):
+            if isinstance(r, OutOfMemoryError):
+                info = info or await self._info() or {}
+                out.append(await self._full(_name(op), r, info))
+            elif isinstance(r, Exception):
+                out.append(_wrap(BrokerError(f"{_name(op)} failed: {r}"), r))
+            else:
+                out.append(r)
+        return out
 
     async def run_durable(self, ops: Sequence[Op], replicas: int, timeout: float) -> list[Any]:
         """Like :meth:`run_many`, then WAIT until ``replicas`` replicas acknowledged the
@@ -231,7 +269,7 @@ class AsyncBroker:
         return list(await pipe.execute(raise_on_error=False))
 
 
-def _wrap(err: BrokerError, cause: BaseException) -> BrokerError:
+def _wrap(err: _E, cause: BaseException) -> _E:
     err.__cause__ = cause
     return err
 

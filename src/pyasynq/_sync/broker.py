@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.exceptions import (
     ClusterDownError,
     ConnectionError,
     NoScriptError,
+    OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
     RedisError,
@@ -25,9 +26,12 @@ from redis.exceptions import (
 
 from pyasynq._rdb import scripts
 from pyasynq._rdb.ops import Call, Command, Op
-from pyasynq.errors import BrokerError
+from pyasynq._rdb.ops import settings as rsettings
+from pyasynq.errors import BrokerError, RedisOutOfMemoryError
 
 from .connection import Target, clone, connect, describe, node_client, pubsub_client
+
+_E = TypeVar("_E", bound=BrokerError)
 
 
 class Broker:
@@ -81,10 +85,37 @@ class Broker:
             except NoScriptError:
                 self._load(op.script)
                 return self.redis.evalsha(self._sha(op.script), len(op.keys), *op.keys, *op.args)
+        except OutOfMemoryError as exc:
+            raise self._full(_name(op), exc) from exc
         except ResponseError as exc:
             raise BrokerError(f"{_name(op)} failed: {exc}") from exc
         except (RedisError, RedisClusterException) as exc:
             raise BrokerError(f"{_name(op)} failed on Redis at {self._where}: {exc}") from exc
+
+    def _full(self, what: str, exc: BaseException, info: Any = None) -> RedisOutOfMemoryError:
+        """The error for a write refused because Redis is full, with its limit and policy
+        (from ``info``, else read now)."""
+        if info is None:
+            info = self._info()
+        return _wrap(RedisOutOfMemoryError(rsettings.out_of_memory_message(what, info)), exc)
+
+    def _info(self) -> Any:
+        with contextlib.suppress(RedisError, RedisClusterException):
+            return self.redis.execute_command(*rsettings.read_info().args)
+        return None
+
+    def redis_settings(self, *, persistence: bool = True) -> rsettings.RedisSettings:
+        """The Redis settings that decide whether tasks survive (eviction policy,
+        persistence); what cannot be read (INFO or CONFIG refused) is None. Without
+        ``persistence`` only INFO is read."""
+        info: Any = None
+        save: Any = None
+        with contextlib.suppress(BrokerError):
+            info = self.run(rsettings.read_info())
+        if persistence:
+            with contextlib.suppress(BrokerError):
+                save = self.run(rsettings.read_save())
+        return rsettings.settings_from(info, save)
 
     def run_many(self, ops: Sequence[Op]) -> list[Any]:
         """Run many operations in one pipelined round trip (not a transaction). Each
@@ -112,10 +143,17 @@ class Broker:
                     replies[i] = r
         except (RedisError, RedisClusterException) as exc:
             raise BrokerError(f"pipeline failed on Redis at {self._where}: {exc}") from exc
-        return [
-            _wrap(BrokerError(f"{_name(op)} failed: {r}"), r) if isinstance(r, Exception) else r
-            for op, r in zip(ops, replies, strict=True)
-        ]
+        out: list[Any] = []
+        info = None  # read once for every refused op
+        for op, r in zip(ops, replies, strict=True):
+            if isinstance(r, OutOfMemoryError):
+                info = info or self._info() or {}
+                out.append(self._full(_name(op), r, info))
+            elif isinstance(r, Exception):
+                out.append(_wrap(BrokerError(f"{_name(op)} failed: {r}"), r))
+            else:
+                out.append(r)
+        return out
 
     def run_durable(self, ops: Sequence[Op], replicas: int, timeout: float) -> list[Any]:
         """Like :meth:`run_many`, then WAIT until ``replicas`` replicas acknowledged the
@@ -228,7 +266,7 @@ class Broker:
         return list(pipe.execute(raise_on_error=False))
 
 
-def _wrap(err: BrokerError, cause: BaseException) -> BrokerError:
+def _wrap(err: _E, cause: BaseException) -> _E:
     err.__cause__ = cause
     return err
 
