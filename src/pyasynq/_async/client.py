@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable, Mapping
 from time import monotonic
 from types import TracebackType
@@ -28,6 +29,8 @@ from pyasynq.task import EnqueueResult, Task, TaskInfo
 
 from .broker import AsyncBroker, _is_cluster, is_transient
 from .connection import Target
+
+logger = logging.getLogger(__name__)
 
 
 class AsyncClient:
@@ -55,6 +58,7 @@ class AsyncClient:
         self._failover_timeout = failover_timeout
         self._wait_replicas = wait_replicas
         self._wait_timeout = wait_timeout
+        self._checked = False  # Redis' eviction policy looked at (once, on first use)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._broker!r}>"
@@ -126,7 +130,18 @@ class AsyncClient:
         cluster = self._cluster if self._cluster is not None else await self._slotted()
         p = prepare(task, options, self._clock.now_ns(), register=not cluster, wake=True)
         await self._store(p, replicas, cluster)
+        if not self._checked:  # after a write went through: no second wait on a dead Redis
+            await self._check_redis()
         return p.info
+
+    async def _check_redis(self) -> None:
+        """After the first enqueue, warn (once per client) when Redis may evict task data:
+        an acknowledged enqueue would then not mean a stored task. Only INFO memory is
+        read; a Redis that refuses it is not asked again."""
+        self._checked = True
+        warning = (await self._broker.redis_settings(persistence=False)).eviction_warning()
+        if warning:
+            logger.warning("pyasynq client: %s", warning)
 
     async def _slotted(self) -> bool:
         """Whether Redis hashes keys to slots (a Cluster, also one reached through a
@@ -209,7 +224,10 @@ class AsyncClient:
             return []
         cluster = self._cluster if self._cluster is not None else await self._slotted()
         plan = plan_many(items, self._clock.now_ns(), cluster=cluster)
-        return plan_results(plan, await self._broker.run_many(plan.ops))
+        results = plan_results(plan, await self._broker.run_many(plan.ops))
+        if not self._checked:
+            await self._check_redis()
+        return results
 
 
 def _check_acked(acked: object, replicas: int, timeout: float) -> None:

@@ -107,11 +107,12 @@ class Broker:
     def redis_settings(self, *, persistence: bool = True) -> rsettings.RedisSettings:
         """The Redis settings that decide whether tasks survive (eviction policy,
         persistence); what cannot be read (INFO or CONFIG refused) is None. Without
-        ``persistence`` only INFO is read."""
+        ``persistence`` only INFO memory is read."""
         info: Any = None
         save: Any = None
         with contextlib.suppress(BrokerError):
-            info = self.run(rsettings.read_info())
+            info = self.run(rsettings.read_info() if persistence else
+                                  rsettings.read_info("memory"))  # fmt: skip
         if persistence:
             with contextlib.suppress(BrokerError):
                 save = self.run(rsettings.read_save())

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from time import monotonic
@@ -30,6 +31,8 @@ from pyasynq.task import EnqueueResult, Task, TaskInfo
 from .broker import Broker, _is_cluster, is_transient
 from .connection import Target
 
+logger = logging.getLogger(__name__)
+
 
 class Client:
     """Enqueues tasks into Redis for any asynq-compatible worker (pyasynq or Go).
@@ -56,6 +59,7 @@ class Client:
         self._failover_timeout = failover_timeout
         self._wait_replicas = wait_replicas
         self._wait_timeout = wait_timeout
+        self._checked = False  # Redis' eviction policy looked at (once, on first use)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._broker!r}>"
@@ -127,7 +131,18 @@ class Client:
         cluster = self._cluster if self._cluster is not None else self._slotted()
         p = prepare(task, options, self._clock.now_ns(), register=not cluster, wake=True)
         self._store(p, replicas, cluster)
+        if not self._checked:  # after a write went through: no second wait on a dead Redis
+            self._check_redis()
         return p.info
+
+    def _check_redis(self) -> None:
+        """After the first enqueue, warn (once per client) when Redis may evict task data:
+        an acknowledged enqueue would then not mean a stored task. Only INFO memory is
+        read; a Redis that refuses it is not asked again."""
+        self._checked = True
+        warning = (self._broker.redis_settings(persistence=False)).eviction_warning()
+        if warning:
+            logger.warning("pyasynq client: %s", warning)
 
     def _slotted(self) -> bool:
         """Whether Redis hashes keys to slots (a Cluster, also one reached through a
@@ -208,7 +223,10 @@ class Client:
             return []
         cluster = self._cluster if self._cluster is not None else self._slotted()
         plan = plan_many(items, self._clock.now_ns(), cluster=cluster)
-        return plan_results(plan, self._broker.run_many(plan.ops))
+        results = plan_results(plan, self._broker.run_many(plan.ops))
+        if not self._checked:
+            self._check_redis()
+        return results
 
 
 def _check_acked(acked: object, replicas: int, timeout: float) -> None:

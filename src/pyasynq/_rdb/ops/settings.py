@@ -22,9 +22,10 @@ from .base import Command
 SAFE_POLICY = "noeviction"
 
 
-def read_info() -> Command:
-    """INFO, every default section (memory and persistence among them)."""
-    return Command(("INFO",))
+def read_info(*sections: str) -> Command:
+    """INFO of ``sections`` (one: older Redis take one), or every default section
+    (memory and persistence among them)."""
+    return Command(("INFO", *sections))
 
 
 def read_save() -> Command:
