@@ -9,6 +9,7 @@ from time import monotonic
 from types import TracebackType
 from typing import Self
 
+from pyasynq._rdb.ops import settings as rsettings
 from pyasynq._rdb.ops.base import Command, Op
 from pyasynq._rdb.ops.enqueue import (
     Prepared,
@@ -58,7 +59,7 @@ class AsyncClient:
         self._failover_timeout = failover_timeout
         self._wait_replicas = wait_replicas
         self._wait_timeout = wait_timeout
-        self._checked = False  # Redis' eviction policy looked at (once, on first use)
+        self._checked = False  # INFO read: the topology (if unknown) and eviction policy
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._broker!r}>"
@@ -127,36 +128,36 @@ class AsyncClient:
         replicas = self._wait_replicas if wait_replicas is None else wait_replicas
         if replicas < 0:
             raise ValueError("wait_replicas must not be negative")
-        cluster = self._cluster if self._cluster is not None else await self._slotted()
+        cluster = (
+            self._cluster if self._checked and self._cluster is not None else await self._slotted()
+        )
         p = prepare(task, options, self._clock.now_ns(), register=not cluster, wake=True)
         await self._store(p, replicas, cluster)
-        if not self._checked:  # after a write went through: no second wait on a dead Redis
-            await self._check_redis()
         return p.info
-
-    async def _check_redis(self) -> None:
-        """After the first enqueue, warn (once per client) when Redis may evict task data:
-        an acknowledged enqueue would then not mean a stored task. Only INFO memory is
-        read; a Redis that refuses it is not asked again."""
-        self._checked = True
-        warning = (await self._broker.redis_settings(persistence=False)).eviction_warning()
-        if warning:
-            logger.warning("pyasynq client: %s", warning)
 
     async def _slotted(self) -> bool:
         """Whether Redis hashes keys to slots (a Cluster, also one reached through a
         plain connection to a one-node cluster): there asynq:queues is in another slot
         than a queue's keys, so its SADD goes beside the enqueue script. Elsewhere the
         script registers the queue itself: one command per enqueue instead of two.
-        Asked once (INFO cluster); when Redis does not say, the SADD goes beside."""
+
+        Asked once (INFO; when Redis does not say, the SADD goes beside). The same reply
+        tells whether Redis may evict task data, which an acknowledged enqueue would then
+        not protect: that is logged once per client."""
+        if self._checked and self._cluster is not None:
+            return self._cluster
+        try:
+            info = await self._broker.run(rsettings.read_info())
+        except BrokerError as exc:
+            if is_transient(exc):
+                return True if self._cluster is None else self._cluster  # ask again next time
+            info = None  # e.g. an ACL without INFO: stay on the safe side
+        self._checked = True
         if self._cluster is None:
-            try:
-                info = await self._broker.run(Command(("INFO", "cluster")))
-            except BrokerError as exc:
-                if is_transient(exc):
-                    return True  # ask again next time
-                info = None  # e.g. an ACL without INFO: stay on the safe side
             self._cluster = not isinstance(info, dict) or bool(info.get("cluster_enabled", 1))
+        warning = rsettings.settings_from(info).eviction_warning()
+        if warning:
+            logger.warning("pyasynq client: %s", warning)
         return self._cluster
 
     async def _store(self, p: Prepared, replicas: int, cluster: bool) -> None:
@@ -222,12 +223,11 @@ class AsyncClient:
             _check_task(item)
         if not items:
             return []
-        cluster = self._cluster if self._cluster is not None else await self._slotted()
+        cluster = (
+            self._cluster if self._checked and self._cluster is not None else await self._slotted()
+        )
         plan = plan_many(items, self._clock.now_ns(), cluster=cluster)
-        results = plan_results(plan, await self._broker.run_many(plan.ops))
-        if not self._checked:
-            await self._check_redis()
-        return results
+        return plan_results(plan, await self._broker.run_many(plan.ops))
 
 
 def _check_acked(acked: object, replicas: int, timeout: float) -> None:
