@@ -57,11 +57,18 @@ def test_a_full_redis_refuses_enqueues_cleanly_and_workers_drain_it(full_url: st
     try:
         stored = fill(client)
         assert stored > 100
+        # Used memory wobbles around the limit (client buffers): put it well below.
+        r.config_set("maxmemory", int(r.info("memory")["used_memory"]) - 200_000)
         # A refused task leaves nothing behind, whichever way it was sent.
         with pytest.raises(RedisOutOfMemoryError):
             client.enqueue(Task("t", b"refused"), queue=Q, task_id="refused")
         [res] = client.enqueue_many([(Task("t", b"refused"), Options(task_id="refused2"))])
         assert isinstance(res.error, RedisOutOfMemoryError)
+        before = r.dbsize()
+        for how in ({"unique": 60}, {"process_in": 60}, {"group": "g"}):
+            with pytest.raises(RedisOutOfMemoryError):
+                client.enqueue(Task("t", b"refused"), queue=Q, **how)  # type: ignore[arg-type]
+        assert r.dbsize() == before  # no lock, no zset, no group left behind
         assert not r.exists(keys.task_key(Q, "refused"), keys.task_key(Q, "refused2"))
         s = queue_state(r)
         assert len(s["pending"]) == stored and "refused" not in s["pending"]
