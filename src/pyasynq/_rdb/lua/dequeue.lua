@@ -15,7 +15,7 @@
 -- pending_since deleted, lease score = ARGV[1]. pyasynq also stores the attempt token in
 -- field `attempt`, which later writes compare to detect a lost lease.
 -- pyasynq robustness: an id without a task hash (or without `msg`: evicted, or deleted by
--- hand) is popped off pending and recorded in the quarantine hash (id -> reason); then the
+-- hand) is taken back off active and recorded in the quarantine hash (id -> reason); the
 -- next id is tried, up to ARGV[4] of them, so dangling ids never hold the queue up.
 -- `skipped` counts them, for the caller to report.
 -- Runs when Redis is full (flags=allow-oom, see scripts.py): it adds a lease entry and a
@@ -25,14 +25,13 @@ if redis.call("EXISTS", KEYS[2]) == 1 then
 end
 local skipped, most = 0, tonumber(ARGV[4])
 while skipped < most do
-    local id = redis.call("LINDEX", KEYS[1], -1)
+    local id = redis.call("RPOPLPUSH", KEYS[1], KEYS[3])
     if not id then
         break
     end
     local key = ARGV[2] .. id
     local msg = redis.call("HGET", key, "msg")
     if msg then
-        redis.call("RPOPLPUSH", KEYS[1], KEYS[3])
         if ARGV[3] ~= "" then
             redis.call("HSET", key, "state", "active", "attempt", ARGV[3])
             redis.call("HDEL", key, "pending_since")
@@ -43,7 +42,7 @@ while skipped < most do
         redis.call("ZADD", KEYS[4], ARGV[1], id)
         return { id, msg, skipped }
     end
-    redis.call("RPOP", KEYS[1])
+    redis.call("LPOP", KEYS[3]) -- the id just pushed onto active's head
     skipped = skipped + 1
     if redis.call("EXISTS", key) == 1 then
         redis.call("HSET", KEYS[5], id, "no msg field")

@@ -14,8 +14,8 @@
 -- or empty.
 -- Each task is moved exactly as dequeue.lua moves one, and completely before the next is
 -- touched, so a script stopped half-way never leaves a task outside both lists or an
--- active task without a lease. Ids without a task hash (or without `msg`) are popped off
--- pending and recorded in the quarantine hash, as dequeue.lua does.
+-- active task without a lease. Ids without a task hash (or without `msg`) are taken back
+-- off active and recorded in the quarantine hash, as dequeue.lua does.
 -- Runs when Redis is full (flags=allow-oom, see scripts.py).
 local out = {}
 if redis.call("EXISTS", KEYS[2]) == 1 then
@@ -24,14 +24,13 @@ end
 local want, most = tonumber(ARGV[4]), tonumber(ARGV[5])
 local skipped = 0
 while #out < 2 * want and skipped < most do
-    local id = redis.call("LINDEX", KEYS[1], -1)
+    local id = redis.call("RPOPLPUSH", KEYS[1], KEYS[3])
     if not id then
         break
     end
     local key = ARGV[2] .. id
     local msg = redis.call("HGET", key, "msg")
     if msg then
-        redis.call("RPOPLPUSH", KEYS[1], KEYS[3])
         if ARGV[3] ~= "" then
             redis.call("HSET", key, "state", "active", "attempt", ARGV[3])
             redis.call("HDEL", key, "pending_since")
@@ -43,7 +42,7 @@ while #out < 2 * want and skipped < most do
         out[#out + 1] = id
         out[#out + 1] = msg
     else
-        redis.call("RPOP", KEYS[1])
+        redis.call("LPOP", KEYS[3]) -- the id just pushed onto active's head
         skipped = skipped + 1
         if redis.call("EXISTS", key) == 1 then
             redis.call("HSET", KEYS[5], id, "no msg field")
