@@ -36,8 +36,8 @@ class Recoverer(Component):
             if orphans:
                 rt.log.warn(
                     "recoverer: %d task id(s) in active of queue %s had no lease (evicted by "
-                    "Redis or edited by hand): %s; they will be recovered in %g s unless a "
-                    "worker still holds them",
+                    "Redis or edited by hand): %s; gave them a lease ending now, so they are "
+                    "recovered after the usual %g s grace unless a worker still holds them",
                     len(orphans), q, _some(orphans), self.lease,
                 )  # fmt: skip
             reply = await rt.broker.run(processing.list_lease_expired(q, now - self.lease))
