@@ -23,7 +23,7 @@ NOW = 1_700_000_000.0
 # What this file runs; the rest is covered by the files named in the docstring.
 SERVER_SCRIPTS = {
     "dequeue", "dequeue_many", "done", "done_many", "mark_complete", "requeue", "retry", "archive",
-    "forward", "extend_leases", "list_lease_expired", "quarantine",
+    "forward", "extend_leases", "list_lease_expired", "quarantine", "lease_orphans",
     "delete_expired_completed", "aggregation_check", "read_aggregation_set",
     "delete_aggregation_set", "reclaim_stale_aggregation_sets", "write_server_state",
     "write_scheduler_entries", "record_scheduler_event", "list_registry",
@@ -84,6 +84,7 @@ def _drive(b: Broker, queue: str) -> None:
     for source in ("scheduled", "retry"):
         b.run(processing.forward(queue, source, int(NOW * 1e9)))  # type: ignore[arg-type]
     b.run(processing.list_lease_expired(queue, NOW + 3600))
+    b.run(processing.lease_orphans(queue, NOW))
     b.run(processing.quarantine(queue, many[0].task_id, "test"))
     b.run(processing.delete_expired_completed(queue, NOW + 3600, 100))
     b.run(processing.write_result(queue, m2.id, b"r"))

@@ -34,6 +34,7 @@ PUBLIC = [
     "QueueNotFoundError",
     "QueueStateError",
     "RealClock",
+    "RedisOutOfMemoryError",
     "ReplicationError",
     "ResultWriter",
     "RevokeTask",

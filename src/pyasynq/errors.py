@@ -5,6 +5,7 @@ Hierarchy::
     PyAsynqError
     ├── BrokerError                  Redis failed or answered something unexpected
     │   ├── LeaseExpiredError        the task's lease ran out; a write was refused
+    │   ├── RedisOutOfMemoryError    Redis is full (maxmemory) and refused a write
     │   ├── ReplicationError         a durable enqueue reached fewer replicas than asked
     │   └── TaskGoneError            a worker's write found the task no longer active
     ├── TaskIDConflictError          another task already uses this task id in the queue
@@ -32,6 +33,7 @@ __all__ = [
     "QueueNotEmptyError",
     "QueueNotFoundError",
     "QueueStateError",
+    "RedisOutOfMemoryError",
     "ReplicationError",
     "RevokeTask",
     "ServerClosedError",
@@ -64,6 +66,12 @@ class TaskGoneError(BrokerError):
 
     def __init__(self, message: str = "task is no longer active (NOT FOUND)") -> None:
         super().__init__(message)
+
+
+class RedisOutOfMemoryError(BrokerError):
+    """Redis is full (used memory above ``maxmemory`` with the ``noeviction`` policy) and
+    refused a write that needs memory, such as an enqueue; nothing was stored. Workers keep
+    draining a full Redis, so retrying later can succeed."""
 
 
 class ReplicationError(BrokerError):

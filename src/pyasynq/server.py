@@ -18,7 +18,6 @@ from typing import Any
 from . import _eventloop
 from ._async.broker import AsyncBroker
 from ._async.connection import Target
-from ._rdb.ops import Command
 from ._server import metrics_hook
 from ._server.aggregator import Aggregator
 from ._server.base import Component, Runtime
@@ -259,7 +258,7 @@ class Server:
             ) from None
         rt = Runtime(self.config, broker, self.log, self._clock, self._redis)
         self._rt = rt
-        await self._warn_eviction(broker)
+        await self._check_redis(broker)
         parts = _Parts(rt, mux)
         self._processor = parts.processor
         rt.status = "active"
@@ -286,18 +285,11 @@ class Server:
         if hasattr(signal, "SIGTSTP"):
             loop.add_signal_handler(signal.SIGTSTP, self._stop)
 
-    async def _warn_eviction(self, broker: AsyncBroker) -> None:
-        try:
-            reply = await broker.run(Command(("CONFIG", "GET", "maxmemory-policy")))
-        except BrokerError:
-            return  # CONFIG is often disabled on managed Redis
-        policy = _config_value(reply, "maxmemory-policy")
-        if policy and policy != "noeviction":
-            self.log.warn(
-                "Redis maxmemory-policy is %r: under memory pressure Redis may evict task "
-                "keys and lose tasks. Set `maxmemory-policy noeviction` for a task queue.",
-                policy,
-            )
+    async def _check_redis(self, broker: AsyncBroker) -> None:
+        """Warn when Redis' own settings lose tasks: an evicting maxmemory-policy, or no
+        persistence at all. Settings Redis will not show (managed Redis) are skipped."""
+        for warning in (await broker.redis_settings()).warnings():
+            self.log.warn("%s", warning)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -305,23 +297,6 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def _config_value(reply: Any, name: str) -> str:
-    """One setting from a CONFIG GET reply: redis-py gives a dict (RESP2 callback or
-    RESP3 map), a raw client a flat [name, value] list."""
-
-    def text(v: Any) -> str:
-        return v.decode() if isinstance(v, bytes) else str(v)
-
-    if isinstance(reply, dict):
-        found = {text(k): text(v) for k, v in reply.items()}
-        return found.get(name, "")
-    if isinstance(reply, list | tuple):
-        items = [text(v) for v in reply]
-        pairs = dict(zip(items[::2], items[1::2], strict=False))
-        return pairs.get(name, "")
-    return ""
 
 
 def _as_mux(handler: ServeMux | Handler) -> ServeMux:

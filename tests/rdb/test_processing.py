@@ -120,15 +120,43 @@ def test_dequeue_quarantines_ids_without_a_hash_and_takes_the_next(b, r, now):
     assert task_hash(r, Q, "ghost") == {}
 
 
-def test_dequeue_gives_up_after_ten_dangling_ids_per_call(b, r, now):
+def test_dequeue_skips_at_most_max_skip_dangling_ids_per_call(b, r, now):
     seed_pending(r, make_msg("t1"))
     for i in range(11):
         r.rpush(keys.pending_key(Q), f"ghost{i}")
-    assert p.dequeue_result(Q, b.run(p.dequeue(Q, now, "tok"))) is None
+    reply = b.run(p.dequeue(Q, now, "tok", max_skip=10))
+    assert p.dequeue_result(Q, reply) is None
+    assert p.skipped_ids(reply) == 10
     assert len(queue_state(r)["quarantine"]) == 10
     assert queue_state(r)["pending"] == ["t1", "ghost0"]  # popped from the tail
-    got = p.dequeue_result(Q, b.run(p.dequeue(Q, now, "tok")))
+    reply = b.run(p.dequeue(Q, now, "tok", max_skip=10))
+    got = p.dequeue_result(Q, reply)
     assert got is not None and got.task_id == "t1"
+    assert p.skipped_ids(reply) == 1
+
+
+def test_dequeue_skips_hundreds_of_dangling_ids_in_one_call(b, r, now):
+    # Evicted task data (or ids pushed by hand) in front of a good task: one call gets
+    # past all of them (it was 10 per call, one call per poll).
+    seed_pending(r, make_msg("t1"))
+    n = p.DANGLING_MAX - 1
+    r.rpush(keys.pending_key(Q), *[f"ghost{i}" for i in range(n)])
+    reply = b.run(p.dequeue(Q, now, "tok"))
+    got = p.dequeue_result(Q, reply)
+    assert got is not None and got.task_id == "t1"
+    assert p.skipped_ids(reply) == n
+    s = queue_state(r)
+    assert len(s["quarantine"]) == n and s["pending"] == []
+    assert s["active"] == ["t1"]
+
+
+def test_dequeue_many_reports_the_dangling_ids_it_skipped(b, r, now):
+    seed_pending(r, make_msg("t1"))
+    r.rpush(keys.pending_key(Q), "ghost")
+    reply = b.run(p.dequeue_many(Q, now, "tok", 5))
+    assert [x.task_id for x in p.dequeue_many_result(Q, reply)] == ["t1"]
+    assert p.skipped_ids(reply) == 1
+    assert queue_state(r)["quarantine"] == {"ghost": "no task hash"}
 
 
 def test_dequeue_reports_an_undecodable_msg_for_quarantine(b, r, now):
@@ -152,6 +180,8 @@ def test_dequeue_reports_a_msg_that_names_another_task(b, r, now):
 def test_dequeue_result_rejects_a_malformed_reply():
     with pytest.raises(BrokerError):
         p.dequeue_result(Q, b"just-a-msg")
+    with pytest.raises(BrokerError):
+        p.dequeue_result(Q, [b"id", b"msg"])
 
 
 def test_dequeue_many_takes_up_to_n_oldest_first(b, r, now):
@@ -693,3 +723,25 @@ def test_failure_counters_get_their_expiry_only_on_the_first_increment(b, r, now
     run_write(b, op)
     assert r.get(keys.processed_key(Q, now)) == b"6" and r.ttl(keys.processed_key(Q, now)) == -1
     assert r.get(keys.failed_key(Q, now)) == b"4" and r.ttl(keys.failed_key(Q, now)) == -1
+
+
+# --------------------------------------------------------------------------- lease_orphans
+
+
+def test_lease_orphans_leases_active_ids_that_have_no_lease(b, r, now):
+    seed_active(r, make_msg("held"), lease_expiry=now + 30)
+    seed_active(r, make_msg("orphan"), lease_expiry=now + 30)
+    r.zrem(keys.lease_key(Q), "orphan")
+    r.lpush(keys.active_key(Q), "ghost")
+    got = p.lease_orphans_result(b.run(p.lease_orphans(Q, now)))
+    assert sorted(got) == ["ghost", "orphan"]
+    s = queue_state(r)
+    assert sorted(s["lease"]) == [("ghost", now), ("held", now + 30), ("orphan", now)]
+    assert p.lease_orphans_result(b.run(p.lease_orphans(Q, now))) == []
+
+
+def test_lease_orphans_looks_at_the_oldest_scan_ids(b, r, now):
+    r.lpush(keys.active_key(Q), "old", "new")  # "old" at the tail
+    assert p.lease_orphans_result(b.run(p.lease_orphans(Q, now, scan=1))) == ["old"]
+    with pytest.raises(ValueError, match="scan"):
+        p.lease_orphans(Q, now, scan=0)

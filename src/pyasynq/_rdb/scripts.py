@@ -6,14 +6,36 @@ import hashlib
 from functools import cache
 from importlib import resources
 
+# Scripts that must keep running when Redis is full (used_memory > maxmemory under
+# `noeviction`): taking, finishing and recovering tasks is what frees memory, so a full
+# Redis drains instead of jamming. Redis refuses every other script that may write (the
+# enqueue scripts among them) before it runs, so a refused enqueue stores nothing. Each
+# of these adds at most a lease entry or a few hash fields per task it takes, and frees a
+# whole task when it ends. The flag is a shebang line (Redis 7.0+); `legacy_source` is
+# the text without it, for older servers, which cannot compile it.
+ALLOW_OOM = frozenset({
+    "dequeue", "dequeue_many", "done", "done_many", "mark_complete", "requeue", "retry",
+    "archive", "extend_leases", "forward", "quarantine", "delete_expired_completed",
+    "lease_orphans", "write_server_state",
+})  # fmt: skip
+_SHEBANG = "#!lua flags=allow-oom\n"
+
 
 @cache
-def source(name: str) -> str:
-    """The text of ``lua/<name>.lua``."""
+def legacy_source(name: str) -> str:
+    """The text of ``lua/<name>.lua`` as written: no flags line."""
     try:
         return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text("utf-8")
     except FileNotFoundError:
         raise KeyError(f"no Lua script named {name!r}") from None
+
+
+@cache
+def source(name: str) -> str:
+    """The text sent to Redis: ``lua/<name>.lua``, behind a flags line for the scripts
+    in ALLOW_OOM."""
+    text = legacy_source(name)
+    return _SHEBANG + text if name in ALLOW_OOM else text
 
 
 def names() -> list[str]:
@@ -23,6 +45,8 @@ def names() -> list[str]:
 
 
 @cache
-def sha(name: str) -> str:
-    """SHA1 of the script, the name Redis knows it by for EVALSHA."""
-    return hashlib.sha1(source(name).encode("utf-8")).hexdigest()
+def sha(name: str, *, legacy: bool = False) -> str:
+    """SHA1 of the script, the name Redis knows it by for EVALSHA (``legacy``: of the
+    text without the flags line)."""
+    text = legacy_source(name) if legacy else source(name)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()

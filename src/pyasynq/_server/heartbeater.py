@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from pyasynq import _eventloop
 from pyasynq._rdb.codec import ServerInfo, WorkerInfo
 from pyasynq._rdb.ops import processing, state
-from pyasynq.errors import BrokerError
+from pyasynq.errors import BrokerError, RedisOutOfMemoryError
 
 from .base import ActiveTask, Runtime
 
@@ -38,6 +38,7 @@ class Heartbeater:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.beats = 0
+        self._full = False  # the last state write was refused because Redis is full
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._main, name="pyasynq-heartbeater", daemon=True)
@@ -113,8 +114,17 @@ class Heartbeater:
             state.check_replies(
                 await broker.run_many(state.write_server_state(info, workers, now, ttl))
             )
+        except RedisOutOfMemoryError as exc:  # once per episode, not every beat
+            if not self._full:
+                rt.log.warn(
+                    "heartbeater: could not write the server state (not repeated while "
+                    "Redis stays full; tasks are still processed): %s", exc,
+                )  # fmt: skip
+            self._full = True
         except BrokerError as exc:  # the leases matter more: extend them anyway
             rt.log.warn("heartbeater: could not write the server state: %s", exc)
+        else:
+            self._full = False
         await self.extend_leases(broker, tasks, now)
         self.beats += 1
 

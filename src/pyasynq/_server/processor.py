@@ -31,6 +31,7 @@ from pyasynq.options import NO_OPTIONS
 from pyasynq.task import Task
 
 from .base import ActiveTask, Runtime
+from .dangling import DanglingReport
 from .metrics_hook import report_task_done, report_task_start
 
 if TYPE_CHECKING:
@@ -292,6 +293,7 @@ class Processor:
         self._writes = WriteBatcher(rt.broker, refill=self.refill if fuse else None)
         self._deadlines = Deadlines()
         self._stops: set[asyncio.Future[None]] = set()  # one per running handler, for abort
+        self._dangling = DanglingReport(rt.log)
 
     def queue_order(self) -> list[str]:
         """The order in which to try the queues for one dequeue (wire spec 5.1)."""
@@ -362,6 +364,7 @@ class Processor:
                 if isinstance(reply, BaseException):
                     raise reply
                 leased = processing.dequeue_many_result(queue, reply)
+                self._dangling.add(queue, reply)
             except BrokerError as exc:
                 # Tasks a lost reply leased are recovered when their leases expire.
                 self.rt.log.error("processor: dequeue with the task writes failed: %s", exc)
@@ -429,15 +432,20 @@ class Processor:
             if rt.stopping.is_set():
                 return []
             token = next(self._tokens)
-            now = rt.clock.now()
-            if want == 1:
-                one = processing.dequeue_result(
-                    q, await rt.broker.run(processing.dequeue(q, now, token, lease_duration=lease))
-                )
-                leased = [] if one is None else [one]
-            else:
-                op = processing.dequeue_many(q, now, token, want, lease_duration=lease)
-                leased = processing.dequeue_many_result(q, await rt.broker.run(op))
+            more = True
+            while more:  # past any number of dangling ids, a bounded batch per call
+                now = rt.clock.now()
+                if want == 1:
+                    reply = await rt.broker.run(
+                        processing.dequeue(q, now, token, lease_duration=lease)
+                    )
+                    one = processing.dequeue_result(q, reply)
+                    leased = [] if one is None else [one]
+                else:
+                    op = processing.dequeue_many(q, now, token, want, lease_duration=lease)
+                    reply = await rt.broker.run(op)
+                    leased = processing.dequeue_many_result(q, reply)
+                more = self._dangling.add(q, reply) and not leased and not rt.stopping.is_set()
             found = []
             for item in leased:
                 if item.msg is None:

@@ -3,7 +3,9 @@ them to retry or the archive; then returns stale aggregation sets to their group
 (wire spec 3.13, 3.15).
 
 pyasynq counts these recoveries per task: a task that has killed its worker
-``max_crash_recoveries`` times is archived instead of looping forever.
+``max_crash_recoveries`` times is archived instead of looping forever. It also gives a
+lease to active ids that have none (evicted, or edited by hand), which would otherwise stay
+in active forever; they are recovered like the others once that lease has expired.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ class Recoverer(Component):
         rt, cfg = self.rt, self.rt.config
         now = rt.clock.now()
         for q in rt.queues:
+            orphans = processing.lease_orphans_result(
+                await rt.broker.run(processing.lease_orphans(q, now))
+            )
+            if orphans:
+                rt.log.warn(
+                    "recoverer: %d task id(s) in active of queue %s had no lease (evicted by "
+                    "Redis or edited by hand): %s; gave them a lease ending now, so they are "
+                    "recovered after the usual %g s grace unless a worker still holds them",
+                    len(orphans), q, _some(orphans), self.lease,
+                )  # fmt: skip
             reply = await rt.broker.run(processing.list_lease_expired(q, now - self.lease))
             for leased in processing.list_lease_expired_result(q, reply):
                 msg, crashes = leased.msg, leased.crashes
@@ -57,3 +69,8 @@ class Recoverer(Component):
                 except processing.DEFINITIVE_ERRORS as exc:
                     rt.log.debug("recoverer: task %s: %s", msg.id, exc)
             await rt.broker.run(aggregation.reclaim_stale_aggregation_sets(q, now))
+
+
+def _some(ids: list[str], n: int = 5) -> str:
+    shown = ", ".join(ids[:n])
+    return shown if len(ids) <= n else f"{shown} and {len(ids) - n} more"

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.exceptions import (
     ClusterDownError,
     ConnectionError,
     NoScriptError,
+    OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
     RedisError,
@@ -25,9 +26,12 @@ from redis.exceptions import (
 
 from pyasynq._rdb import scripts
 from pyasynq._rdb.ops import Call, Command, Op
-from pyasynq.errors import BrokerError
+from pyasynq._rdb.ops import settings as rsettings
+from pyasynq.errors import BrokerError, RedisOutOfMemoryError
 
 from .connection import Target, clone, connect, describe, node_client, pubsub_client
+
+_E = TypeVar("_E", bound=BrokerError)
 
 
 class Broker:
@@ -46,6 +50,7 @@ class Broker:
         self._where = describe(self.redis)
         self._nodes: dict[tuple[str, int], Broker] = {}  # direct node links (cluster)
         self._loaded: set[str] = set()  # scripts sent with SCRIPT LOAD by this broker
+        self._legacy = False  # the server predates script flags (Redis < 7): send none
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._where}>"
@@ -76,14 +81,42 @@ class Broker:
             if isinstance(op, Command):
                 return self.redis.execute_command(*op.args)
             try:
-                return self.redis.evalsha(scripts.sha(op.script), len(op.keys), *op.keys, *op.args)
+                return self.redis.evalsha(self._sha(op.script), len(op.keys), *op.keys, *op.args)
             except NoScriptError:
-                self.redis.script_load(scripts.source(op.script))
-                return self.redis.evalsha(scripts.sha(op.script), len(op.keys), *op.keys, *op.args)
+                self._load(op.script)
+                return self.redis.evalsha(self._sha(op.script), len(op.keys), *op.keys, *op.args)
+        except OutOfMemoryError as exc:
+            raise self._full(_name(op), exc) from exc
         except ResponseError as exc:
             raise BrokerError(f"{_name(op)} failed: {exc}") from exc
         except (RedisError, RedisClusterException) as exc:
             raise BrokerError(f"{_name(op)} failed on Redis at {self._where}: {exc}") from exc
+
+    def _full(self, what: str, exc: BaseException, info: Any = None) -> RedisOutOfMemoryError:
+        """The error for a write refused because Redis is full, with its limit and policy
+        (from ``info``, else read now)."""
+        if info is None:
+            info = self._info()
+        return _wrap(RedisOutOfMemoryError(rsettings.out_of_memory_message(what, info)), exc)
+
+    def _info(self) -> Any:
+        with contextlib.suppress(RedisError, RedisClusterException):
+            return self.redis.execute_command(*rsettings.read_info().args)
+        return None
+
+    def redis_settings(self, *, persistence: bool = True) -> rsettings.RedisSettings:
+        """The Redis settings that decide whether tasks survive (eviction policy,
+        persistence); what cannot be read (INFO or CONFIG refused) is None. Without
+        ``persistence`` only INFO memory is read."""
+        info: Any = None
+        save: Any = None
+        with contextlib.suppress(BrokerError):
+            info = self.run(rsettings.read_info() if persistence else
+                                  rsettings.read_info("memory"))  # fmt: skip
+        if persistence:
+            with contextlib.suppress(BrokerError):
+                save = self.run(rsettings.read_save())
+        return rsettings.settings_from(info, save)
 
     def run_many(self, ops: Sequence[Op]) -> list[Any]:
         """Run many operations in one pipelined round trip (not a transaction). Each
@@ -94,7 +127,7 @@ class Broker:
             # Load scripts this broker has not sent yet, so the first pipeline keeps its
             # order (a NOSCRIPT resend would run after the commands that followed it).
             for name in {op.script for op in ops if isinstance(op, Call)} - self._loaded:
-                self.redis.script_load(scripts.source(name))
+                self._load(name)
                 self._loaded.add(name)
             replies = self._pipeline(ops)
             missing = {
@@ -105,16 +138,23 @@ class Broker:
             if missing:
                 # Load what this server lacks, then resend only those calls.
                 for name in missing:
-                    self.redis.script_load(scripts.source(name))
+                    self._load(name)
                 again = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
                 for i, r in zip(again, self._pipeline([ops[i] for i in again]), strict=True):
                     replies[i] = r
         except (RedisError, RedisClusterException) as exc:
             raise BrokerError(f"pipeline failed on Redis at {self._where}: {exc}") from exc
-        return [
-            _wrap(BrokerError(f"{_name(op)} failed: {r}"), r) if isinstance(r, Exception) else r
-            for op, r in zip(ops, replies, strict=True)
-        ]
+        out: list[Any] = []
+        info = None  # read once for every refused op
+        for op, r in zip(ops, replies, strict=True):
+            if isinstance(r, OutOfMemoryError):
+                info = info or self._info() or {}
+                out.append(self._full(_name(op), r, info))
+            elif isinstance(r, Exception):
+                out.append(_wrap(BrokerError(f"{_name(op)} failed: {r}"), r))
+            else:
+                out.append(r)
+        return out
 
     def run_durable(self, ops: Sequence[Op], replicas: int, timeout: float) -> list[Any]:
         """Like :meth:`run_many`, then WAIT until ``replicas`` replicas acknowledged the
@@ -125,7 +165,7 @@ class Broker:
         calls = [op for op in ops if isinstance(op, Call)]
         try:
             for name in {c.script for c in calls}:
-                self.redis.script_load(scripts.source(name))
+                self._load(name)
         except (RedisError, RedisClusterException) as exc:
             raise BrokerError(f"loading scripts failed on Redis at {self._where}: {exc}") from exc
         wait = Command(("WAIT", replicas, max(1, int(timeout * 1000))))
@@ -198,6 +238,21 @@ class Broker:
         """A broker with its own connections to the same Redis (for another thread)."""
         return type(self)(clone(self.redis), owned=True)
 
+    def _sha(self, name: str) -> str:
+        return scripts.sha(name, legacy=self._legacy)
+
+    def _load(self, name: str) -> None:
+        """SCRIPT LOAD ``name``. A server older than Redis 7 cannot compile the flags line
+        (see scripts.ALLOW_OOM): from then on this broker sends the scripts without it."""
+        text = scripts.legacy_source(name) if self._legacy else scripts.source(name)
+        try:
+            self.redis.script_load(text)
+        except ResponseError as exc:
+            if self._legacy or name not in scripts.ALLOW_OOM or "compil" not in str(exc):
+                raise
+            self._legacy = True
+            self.redis.script_load(scripts.legacy_source(name))
+
     def _pipeline(self, ops: Sequence[Op]) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)
         for op in ops:
@@ -207,12 +262,12 @@ class Broker:
                 # EVALSHA by name: redis-py blocks pipe.evalsha() on a cluster pipeline,
                 # but routes the raw command by its first key.
                 pipe.execute_command(
-                    "EVALSHA", scripts.sha(op.script), len(op.keys), *op.keys, *op.args
+                    "EVALSHA", self._sha(op.script), len(op.keys), *op.keys, *op.args
                 )
         return list(pipe.execute(raise_on_error=False))
 
 
-def _wrap(err: BrokerError, cause: BaseException) -> BrokerError:
+def _wrap(err: _E, cause: BaseException) -> _E:
     err.__cause__ = cause
     return err
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
@@ -10,6 +11,7 @@ from time import monotonic
 from types import TracebackType
 from typing import Self
 
+from pyasynq._rdb.ops import settings as rsettings
 from pyasynq._rdb.ops.base import Command, Op
 from pyasynq._rdb.ops.enqueue import (
     Prepared,
@@ -31,6 +33,8 @@ from pyasynq.task import EnqueueResult, Task, TaskInfo
 
 from .broker import Broker, _is_cluster, is_transient
 from .connection import Target
+
+logger = logging.getLogger(__name__)
 
 
 class Client:
@@ -64,6 +68,7 @@ class Client:
         for hook in self._hooks:
             if not callable(hook):
                 raise TypeError(f"enqueue hooks must be callable, got {hook!r}")
+        self._checked = False  # INFO read: the topology (if unknown) and eviction policy
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._broker!r}>"
@@ -132,7 +137,7 @@ class Client:
         replicas = self._wait_replicas if wait_replicas is None else wait_replicas
         if replicas < 0:
             raise ValueError("wait_replicas must not be negative")
-        cluster = self._cluster if self._cluster is not None else self._slotted()
+        cluster = self._cluster if self._checked and self._cluster is not None else self._slotted()
         if not self._hooks:
             p = prepare(task, options, self._clock.now_ns(), register=not cluster, wake=True)
             self._store(p, replicas, cluster)
@@ -153,15 +158,24 @@ class Client:
         plain connection to a one-node cluster): there asynq:queues is in another slot
         than a queue's keys, so its SADD goes beside the enqueue script. Elsewhere the
         script registers the queue itself: one command per enqueue instead of two.
-        Asked once (INFO cluster); when Redis does not say, the SADD goes beside."""
+
+        Asked once (INFO; when Redis does not say, the SADD goes beside). The same reply
+        tells whether Redis may evict task data, which an acknowledged enqueue would then
+        not protect: that is logged once per client."""
+        if self._checked and self._cluster is not None:
+            return self._cluster
+        try:
+            info = self._broker.run(rsettings.read_info())
+        except BrokerError as exc:
+            if is_transient(exc):
+                return True if self._cluster is None else self._cluster  # ask again next time
+            info = None  # e.g. an ACL without INFO: stay on the safe side
+        self._checked = True
         if self._cluster is None:
-            try:
-                info = self._broker.run(Command(("INFO", "cluster")))
-            except BrokerError as exc:
-                if is_transient(exc):
-                    return True  # ask again next time
-                info = None  # e.g. an ACL without INFO: stay on the safe side
             self._cluster = not isinstance(info, dict) or bool(info.get("cluster_enabled", 1))
+        warning = rsettings.settings_from(info).eviction_warning()
+        if warning:
+            logger.warning("pyasynq client: %s", warning)
         return self._cluster
 
     def _store(self, p: Prepared, replicas: int, cluster: bool) -> None:
@@ -225,7 +239,7 @@ class Client:
             _check_task(item)
         if not items:
             return []
-        cluster = self._cluster if self._cluster is not None else self._slotted()
+        cluster = self._cluster if self._checked and self._cluster is not None else self._slotted()
         if not self._hooks:
             plan = plan_many(items, self._clock.now_ns(), cluster=cluster)
             return plan_results(plan, self._broker.run_many(plan.ops))

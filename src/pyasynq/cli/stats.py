@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from pyasynq._rdb.ops import Command
+from pyasynq._rdb.ops.settings import RedisSettings
 from pyasynq.errors import BrokerError
 from pyasynq.inspection import QueueInfo
 
@@ -46,14 +47,21 @@ def redis_info(inspector: Any) -> dict[str, Any]:
     return {k: info[k] for k in REDIS_FIELDS if k in info}
 
 
+def redis_settings(inspector: Any) -> RedisSettings:
+    """Eviction policy and persistence: whether Redis itself may lose tasks."""
+    settings: RedisSettings = out.broker_for(inspector).redis_settings()
+    return settings
+
+
 @out.command
 def run(args: argparse.Namespace) -> int:
     with out.connect(args) as insp:
         infos = out.queue_infos(insp)
         redis = redis_info(insp)
+        settings = redis_settings(insp)
     sums = totals(infos)
     if args.json:
-        out.print_json({"queues": infos, "totals": sums, "redis": redis})
+        out.print_json({"queues": infos, "totals": sums, "redis": {**redis, **settings.as_dict()}})
         return 0
     con = out.console()
     t = out.table("Queue", "Paused", "Size>", *(f"{c.capitalize()}>" for c in STATE_COLUMNS),
@@ -93,4 +101,11 @@ def run(args: argparse.Namespace) -> int:
             str(redis.get("used_memory_peak_human", "?")),
         )
         con.print(r)
+    policy = settings.policy or "unknown"
+    con.print(
+        f"Eviction policy: {policy}    Persistence: {settings.describe_persistence()}",
+        markup=False,
+    )
+    for warning in settings.warnings():
+        con.print(f"Warning: {warning}", style="bold yellow", markup=False)
     return 0

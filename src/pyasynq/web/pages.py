@@ -21,7 +21,7 @@ from pyasynq.task import TaskInfo, TaskState
 from . import present
 from .actions import BULK_ACTIONS, TASK_ACTIONS
 from .app import dashboard_of, render
-from .redisinfo import redis_info
+from .redisinfo import redis_info, redis_settings
 
 TAB_STATES = ("pending", "active", "scheduled", "retry", "archived", "completed", "aggregating")
 PAGE_SIZES = (20, 50, 100)
@@ -267,6 +267,6 @@ async def scheduler_entry(request: Request) -> Response:
 async def redis(request: Request) -> Response:
     async def load(insp: AsyncInspector) -> Context:
         where, nodes = await redis_info(insp)
-        return {"where": where, "nodes": nodes}
+        return {"where": where, "nodes": nodes, "settings": await redis_settings(insp)}
 
     return await _page(request, "redis.html", "redis", load)

@@ -9,6 +9,7 @@ from typing import Any
 from pyasynq._async.connection import describe
 from pyasynq._async.inspector import AsyncInspector
 from pyasynq._rdb.ops import Command
+from pyasynq._rdb.ops.settings import RedisSettings
 from pyasynq.errors import BrokerError
 
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -63,3 +64,9 @@ def _sections(info: dict[str, Any]) -> list[Section]:
     if keyspace:
         out.append(("Keyspace", keyspace))
     return out
+
+
+async def redis_settings(inspector: AsyncInspector) -> RedisSettings:
+    """Eviction policy and persistence: whether Redis itself may lose tasks (unknown
+    parts are None when INFO or CONFIG is refused)."""
+    return await inspector._broker.redis_settings()

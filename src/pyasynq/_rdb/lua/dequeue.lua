@@ -7,22 +7,28 @@
 -- ARGV[1] lease expiry, Unix seconds (now + 30 s)
 -- ARGV[2] task key prefix asynq:{q}:t:
 -- ARGV[3] attempt token (pyasynq fencing; "" = none)
--- Returns [task id, encoded TaskMessage, pending_since], or nil when the queue is paused or
--- empty. (Go returns the msg alone; pyasynq also needs the id to quarantine an undecodable
+-- ARGV[4] the most dangling ids to skip in this call (>= 1)
+-- Returns nil when the queue is paused, or empty with nothing skipped; else
+-- [task id, encoded TaskMessage, pending_since, skipped], id and msg nil when no task was
+-- found. (Go returns the msg alone; pyasynq also needs the id to quarantine an undecodable
 -- msg, and the task's pending_since (ns; "" when the hash has none) for its queue wait.)
 -- As in Go: RPOPLPUSH pending (tail = oldest) to active (head), state=active,
 -- pending_since deleted, lease score = ARGV[1]. pyasynq also stores the attempt token in
 -- field `attempt`, which later writes compare to detect a lost lease.
--- pyasynq robustness: an id without a task hash (or without `msg`) is taken back out of
--- active and recorded in the quarantine hash (id -> reason), then the next id is tried, at
--- most 10 times per call, so a dangling id never blocks the queue.
+-- pyasynq robustness: an id without a task hash (or without `msg`: evicted, or deleted by
+-- hand) is taken back off active and recorded in the quarantine hash (id -> reason); the
+-- next id is tried, up to ARGV[4] of them, so dangling ids never hold the queue up.
+-- `skipped` counts them, for the caller to report.
+-- Runs when Redis is full (flags=allow-oom, see scripts.py): it adds a lease entry and a
+-- field, and lets the task be finished, which frees it.
 if redis.call("EXISTS", KEYS[2]) == 1 then
     return nil
 end
-for _ = 1, 10 do
+local skipped, most = 0, tonumber(ARGV[4])
+while skipped < most do
     local id = redis.call("RPOPLPUSH", KEYS[1], KEYS[3])
     if not id then
-        return nil
+        break
     end
     local key = ARGV[2] .. id
     local msg = redis.call("HGET", key, "msg")
@@ -36,13 +42,17 @@ for _ = 1, 10 do
             redis.call("HDEL", key, "pending_since", "attempt")
         end
         redis.call("ZADD", KEYS[4], ARGV[1], id)
-        return { id, msg, since }
+        return { id, msg, since, skipped }
     end
-    redis.call("LREM", KEYS[3], 1, id) -- just pushed: found at the head
+    redis.call("LPOP", KEYS[3]) -- the id just pushed onto active's head
+    skipped = skipped + 1
     if redis.call("EXISTS", key) == 1 then
         redis.call("HSET", KEYS[5], id, "no msg field")
     else
         redis.call("HSET", KEYS[5], id, "no task hash")
     end
 end
-return nil
+if skipped == 0 then
+    return nil
+end
+return { false, false, "", skipped }

@@ -8,20 +8,22 @@
 -- ARGV[2] task key prefix asynq:{q}:t:
 -- ARGV[3] attempt token shared by the tasks of this call ("" = none)
 -- ARGV[4] N, the most tasks to take (>= 1)
--- Returns a flat array [id1, msg1, since1, id2, msg2, since2, ...] (msg = encoded
--- TaskMessage, since = its pending_since in ns, "" when none), oldest first; empty when the
--- queue is paused or empty.
+-- ARGV[5] the most dangling ids to skip in this call (>= 1)
+-- Returns a flat array [id1, msg1, since1, id2, msg2, since2, ..., skipped] (msg = encoded
+-- TaskMessage, since = its pending_since in ns, "" when none), oldest first, then how many
+-- dangling ids were skipped; just [0] when the queue is paused or empty.
 -- Each task is moved exactly as dequeue.lua moves one, and completely before the next is
 -- touched, so a script stopped half-way never leaves a task outside both lists or an
 -- active task without a lease. Ids without a task hash (or without `msg`) are taken back
--- out of active and recorded in the quarantine hash; at most 10 per call.
+-- off active and recorded in the quarantine hash, as dequeue.lua does.
+-- Runs when Redis is full (flags=allow-oom, see scripts.py).
 local out = {}
 if redis.call("EXISTS", KEYS[2]) == 1 then
-    return out
+    return { 0 }
 end
-local want = tonumber(ARGV[4])
+local want, most = tonumber(ARGV[4]), tonumber(ARGV[5])
 local skipped = 0
-while #out < 3 * want and skipped < 10 do
+while #out < 3 * want and skipped < most do
     local id = redis.call("RPOPLPUSH", KEYS[1], KEYS[3])
     if not id then
         break
@@ -42,8 +44,8 @@ while #out < 3 * want and skipped < 10 do
         out[#out + 1] = msg
         out[#out + 1] = since
     else
+        redis.call("LPOP", KEYS[3]) -- the id just pushed onto active's head
         skipped = skipped + 1
-        redis.call("LREM", KEYS[3], 1, id) -- just pushed: found at the head
         if redis.call("EXISTS", key) == 1 then
             redis.call("HSET", KEYS[5], id, "no msg field")
         else
@@ -51,4 +53,5 @@ while #out < 3 * want and skipped < 10 do
         end
     end
 end
+out[#out + 1] = skipped
 return out

@@ -434,7 +434,7 @@ def _own(reply: object) -> object:
     """A copy of a BrokerError shared by several tasks, so no two results hold the same
     exception object (raising one would change the other's traceback)."""
     if isinstance(reply, BrokerError):
-        err = BrokerError(str(reply))
+        err = type(reply)(str(reply))  # the same kind (RedisOutOfMemoryError, ...)
         err.__cause__ = reply.__cause__
         return err
     return reply

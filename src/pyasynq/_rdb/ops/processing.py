@@ -38,6 +38,10 @@ ARCHIVE_MAX_SIZE = 10_000  # Go's maxArchiveSize; at most 9,999 remain after a t
 ARCHIVE_MAX_AGE = 90 * 24 * 3600  # archived tasks older than this are dropped
 JANITOR_BATCH_SIZE = 100
 DEQUEUE_MANY_MAX = 1000
+# Dangling ids (no task data: evicted, or deleted by hand) one dequeue call may skip:
+# 5 ms or more of Redis time (about 10 us each), so Redis stays responsive; the processor
+# calls again at once while a call skips this many.
+DANGLING_MAX = 500
 
 LEASE_LOST = "LEASE LOST"
 NOT_FOUND = "NOT FOUND"
@@ -128,16 +132,24 @@ archive_result = check_write
 # --- dequeue (3.6) ----------------------------------------------------------------------
 
 
-def dequeue(queue: str, now: float, token: str, *, lease_duration: int = LEASE_DURATION) -> Call:
+def dequeue(
+    queue: str,
+    now: float,
+    token: str,
+    *,
+    lease_duration: int = LEASE_DURATION,
+    max_skip: int = DANGLING_MAX,
+) -> Call:
     """Take the oldest pending task of ``queue`` and lease it until ``now`` +
     ``lease_duration``; ``token`` is this attempt's fencing token (see the module doc).
 
-    Reply: ``[id, msg, pending_since]``, or nil when the queue is paused or empty. Ids
-    without a task hash are quarantined and skipped (at most 10 per call). See
+    Ids with no task hash behind them (evicted, or deleted by hand) are quarantined and
+    skipped, up to ``max_skip`` per call; :func:`skipped_ids` says how many. See
     :func:`dequeue_result`."""
-    return Call(
-        "dequeue", _dequeue_keys(queue), [int(now) + lease_duration, *_prefix(queue), token]
-    )
+    if max_skip < 1:
+        raise ValueError(f"max_skip must be at least 1, got {max_skip}")
+    args: list[Arg] = [int(now) + lease_duration, *_prefix(queue), token, max_skip]
+    return Call("dequeue", _dequeue_keys(queue), args)
 
 
 def _dequeue_keys(queue: str) -> list[str]:
@@ -154,14 +166,24 @@ def _prefix(queue: str) -> list[Arg]:
     return [keys.task_key_prefix(queue)]
 
 
+def skipped_ids(reply: object) -> int:
+    """How many dangling ids (no task data) a :func:`dequeue` or :func:`dequeue_many`
+    call skipped. When it is the call's ``max_skip``, more may follow: dequeue again."""
+    if isinstance(reply, list) and len(reply) % 3 == 1 and isinstance(reply[-1], int):
+        return reply[-1]
+    return 0
+
+
 def dequeue_result(queue: str, reply: object) -> Leased | None:
     """None when nothing was dequeued, else the task. A task whose ``msg`` is unusable
     comes back with ``msg=None`` and a ``problem``: it is active and leased, and the caller
     should :func:`quarantine` it."""
     if reply is None:
         return None
-    if not isinstance(reply, list) or len(reply) != 3:
+    if not isinstance(reply, list) or len(reply) != 4:
         raise BrokerError(f"unexpected dequeue reply {reply!r}")
+    if reply[0] is None:
+        return None  # only dangling ids were found
     task_id = _text(reply[0])
     msg, problem = _check(queue, task_id, reply[1])
     return Leased(task_id, msg, problem, pending_since=_since(reply[2]))
@@ -177,25 +199,33 @@ def _since(value: object) -> float | None:
 
 
 def dequeue_many(
-    queue: str, now: float, token: str, n: int, *, lease_duration: int = LEASE_DURATION
+    queue: str,
+    now: float,
+    token: str,
+    n: int,
+    *,
+    lease_duration: int = LEASE_DURATION,
+    max_skip: int = DANGLING_MAX,
 ) -> Call:
     """Like :func:`dequeue` for up to ``n`` tasks at once, all sharing ``token``.
 
-    Reply: a flat ``[id1, msg1, since1, id2, msg2, since2, ...]``, oldest first; empty
-    when paused or empty. See :func:`dequeue_many_result`."""
+    Reply: a flat ``[id1, msg1, since1, id2, msg2, since2, ..., skipped]``, oldest first. See
+    :func:`dequeue_many_result` and :func:`skipped_ids`."""
     if not 1 <= n <= DEQUEUE_MANY_MAX:
         raise ValueError(f"n must be between 1 and {DEQUEUE_MANY_MAX}, got {n}")
-    args: list[Arg] = [int(now) + lease_duration, *_prefix(queue), token, n]
+    if max_skip < 1:
+        raise ValueError(f"max_skip must be at least 1, got {max_skip}")
+    args: list[Arg] = [int(now) + lease_duration, *_prefix(queue), token, n, max_skip]
     return Call("dequeue_many", _dequeue_keys(queue), args)
 
 
 def dequeue_many_result(queue: str, reply: object) -> list[Leased]:
     """The dequeued tasks, oldest first (unusable ones with ``msg=None``, see
     :func:`dequeue_result`)."""
-    if not isinstance(reply, list) or len(reply) % 3:
+    if not isinstance(reply, list) or len(reply) % 3 != 1:
         raise BrokerError(f"unexpected dequeue_many reply {reply!r}")
     out = []
-    for i in range(0, len(reply), 3):
+    for i in range(0, len(reply) - 1, 3):
         task_id = _text(reply[i])
         msg, problem = _check(queue, task_id, reply[i + 1])
         out.append(Leased(task_id, msg, problem, pending_since=_since(reply[i + 2])))
@@ -492,6 +522,25 @@ def list_lease_expired_result(queue: str, reply: object) -> list[Leased]:
         msg, problem = _check(queue, task_id, reply[i + 1])
         out.append(Leased(task_id, msg, problem, int(reply[i + 2])))
     return out
+
+
+ORPHAN_SCAN_MAX = 10_000  # active ids lease_orphans looks at per call
+
+
+def lease_orphans(queue: str, now: float, scan: int = ORPHAN_SCAN_MAX) -> Call:
+    """Give every id in ``queue``'s active list that has no lease entry (evicted, or
+    edited by hand) a lease ending at ``now``, so that :func:`list_lease_expired` finds it
+    once the recoverer's grace has passed. Looks at the ``scan`` oldest active ids.
+    Reply, through :func:`lease_orphans_result`: the ids that got a lease."""
+    if scan < 1:
+        raise ValueError(f"scan must be at least 1, got {scan}")
+    return Call("lease_orphans", [keys.active_key(queue), keys.lease_key(queue)], [int(now), scan])
+
+
+def lease_orphans_result(reply: object) -> list[str]:
+    if not isinstance(reply, list):
+        raise BrokerError(f"lease_orphans: unexpected reply {reply!r}")
+    return [_text(x) for x in reply]
 
 
 # --- quarantine (pyasynq) ---------------------------------------------------------------
