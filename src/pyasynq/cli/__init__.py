@@ -10,7 +10,20 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import cron, dash, group, metrics, queue, scheduler, server, stats, task, web, worker
+from . import (
+    cron,
+    dash,
+    embedded,
+    group,
+    metrics,
+    queue,
+    scheduler,
+    server,
+    stats,
+    task,
+    web,
+    worker,
+)
 from .common import UsageError
 
 __all__ = ["UsageError", "main"]
@@ -30,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     for noun in (stats, queue, task, group, server, cron, dash, metrics):
         noun.register(sub)
     web.register(sub)
+    embedded.register(sub)
     return parser
 
 
