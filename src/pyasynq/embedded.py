@@ -27,6 +27,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -454,6 +455,49 @@ def _shutdown(d: _Dir, pid: int | None, timeout: float) -> None:
             leftover.unlink()
 
 
+WATCH_INTERVAL = 1.0  # seconds between the watcher's looks at the users
+
+
+def _spawn_watcher(data_dir: Path) -> dict[str, Any]:
+    """Start the watcher of ``data_dir``'s server: a small detached process (this file run
+    as a script, so only the standard library loads) that stops the server once no
+    registered user is alive, so users killed without a chance to clean up (SIGKILL, a
+    crash, the Python API under a default SIGTERM) leave no server behind."""
+    proc = subprocess.Popen(
+        [sys.executable, "-I", __file__, "--watch", str(data_dir), str(WATCH_INTERVAL)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # the daemonized watcher's pid, once it runs
+    proc.stdout.close()
+    proc.wait()
+    pid = int(line or 0)
+    return {"pid": pid, "start": _start_time(pid) if pid else None}
+
+
+def _watch(data_dir: Path, interval: float) -> None:
+    if os.fork():  # the parent returns at once: the watcher is nobody's child
+        os._exit(0)
+    print(os.getpid(), flush=True)
+    os.close(1)
+    os.open(os.devnull, os.O_WRONLY)
+    me = os.getpid()
+    while True:
+        time.sleep(interval)
+        with _locked(data_dir, 60.0) as d:
+            state = d.read()
+            watcher = state.get("watcher")
+            pid = d.server_pid(state)
+            if pid is None or not isinstance(watcher, dict) or watcher.get("pid") != me:
+                return  # stopped by its last user, or watched by another watcher now
+            if not d.live_users(state):
+                _shutdown(d, pid, 10.0)
+                return
+
+
 # This process's uses of each shared server: registered once per data directory, given
 # back when the last use is released (or at exit).
 _held: dict[Path, int] = {}
@@ -546,6 +590,9 @@ def acquire(
                 state["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
                 state["users"] = {}
                 started = True
+            watcher = state.get("watcher")
+            if not (isinstance(watcher, dict) and _alive(watcher["pid"], watcher["start"])):
+                state["watcher"] = _spawn_watcher(path)
             users = d.live_users(state)
             users[me] = _start_time(os.getpid())
             state["users"] = users
@@ -610,3 +657,9 @@ def stop(data_dir: str | os.PathLike[str] | None = None, timeout: float = 10.0) 
         pid = d.server_pid(d.read())
         _shutdown(d, pid, timeout)
         return pid
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--watch"]:
+    for sig in (signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+    _watch(Path(sys.argv[2]), float(sys.argv[3]))
