@@ -44,6 +44,7 @@ __all__ = [
     "SharedRedis",
     "acquire",
     "configured_url",
+    "default_url",
     "find_server_binary",
     "status",
     "stop",
@@ -448,7 +449,13 @@ def _terminate(pid: int, timeout: float) -> None:
 def _shutdown(d: _Dir, pid: int | None, timeout: float) -> None:
     if pid is not None:
         _terminate(pid, timeout)
-    sock = d.read().get("socket")
+    state = d.read()
+    watcher = state.get("watcher")
+    mine = isinstance(watcher, dict) and watcher.get("pid") == os.getpid()
+    if isinstance(watcher, dict) and not mine and _alive(watcher["pid"], watcher.get("start")):
+        with contextlib.suppress(ProcessLookupError):  # nothing left to watch
+            os.kill(watcher["pid"], signal.SIGTERM)
+    sock = state.get("socket")
     d.clear()
     for leftover in (d.path / PID_FILE, Path(sock) if sock else socket_path(d.path)):
         with contextlib.suppress(FileNotFoundError):
@@ -657,6 +664,26 @@ def stop(data_dir: str | os.PathLike[str] | None = None, timeout: float = 10.0) 
         pid = d.server_pid(d.read())
         _shutdown(d, pid, timeout)
         return pid
+
+
+_api_leases: dict[Path, SharedRedis] = {}
+
+
+def default_url() -> str:
+    """The Redis URL for a Client, Inspector, Server or Scheduler made without one:
+    ``PYASYNQ_REDIS_URL``, then ``REDIS_URL``, else the shared embedded server of
+    ``./.pyasynq/redis``, which this process then uses until it exits (said once on
+    stderr)."""
+    url = configured_url()
+    if url:
+        return url
+    path = DEFAULT_DATA_DIR.resolve()
+    lease = _api_leases.get(path)
+    if lease is None or lease.data_dir not in _held:  # none yet, or forked since
+        lease = acquire(path)
+        _api_leases[path] = lease
+        print(f"pyasynq: {lease.notice()}", file=sys.stderr, flush=True)
+    return lease.url
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--watch"]:

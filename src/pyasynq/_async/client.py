@@ -17,6 +17,7 @@ from pyasynq._rdb.ops.enqueue import (
     prepare,
 )
 from pyasynq.clock import Clock, RealClock
+from pyasynq.embedded import default_url
 from pyasynq.errors import (
     BrokerError,
     DuplicateTaskError,
@@ -39,7 +40,7 @@ class AsyncClient:
 
     def __init__(
         self,
-        redis: Target,
+        redis: Target | None = None,
         *,
         clock: Clock | None = None,
         failover_timeout: float = 10.0,
@@ -48,7 +49,7 @@ class AsyncClient:
     ) -> None:
         if failover_timeout < 0 or wait_replicas < 0 or wait_timeout <= 0:
             raise ValueError("failover_timeout and wait_replicas must be >= 0 and wait_timeout > 0")
-        self._broker = AsyncBroker(redis)
+        self._broker = AsyncBroker(redis if redis is not None else default_url())
         # Whether Redis hashes keys to slots; None: not known yet (see _slotted).
         self._cluster: bool | None = True if _is_cluster(self._broker.redis) else None
         self._clock: Clock = clock or RealClock()

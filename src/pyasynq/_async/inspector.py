@@ -13,6 +13,7 @@ from pyasynq._rdb.ops import inspect as ops
 from pyasynq._rdb.ops import inspect_extra as extra
 from pyasynq._rdb.ops import state as registry
 from pyasynq.clock import Clock, RealClock
+from pyasynq.embedded import default_url
 from pyasynq.errors import BrokerError
 from pyasynq.inspection import (
     ClusterNode,
@@ -65,8 +66,8 @@ class AsyncInspector:
     are not one atomic step: tasks added meanwhile may or may not be included.
     """
 
-    def __init__(self, redis: Target, *, clock: Clock | None = None) -> None:
-        self._broker = AsyncBroker(redis)
+    def __init__(self, redis: Target | None = None, *, clock: Clock | None = None) -> None:
+        self._broker = AsyncBroker(redis if redis is not None else default_url())
         self._clock: Clock = clock or RealClock()
 
     def __repr__(self) -> str:

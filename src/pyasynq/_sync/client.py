@@ -18,6 +18,7 @@ from pyasynq._rdb.ops.enqueue import (
     prepare,
 )
 from pyasynq.clock import Clock, RealClock
+from pyasynq.embedded import default_url
 from pyasynq.errors import (
     BrokerError,
     DuplicateTaskError,
@@ -40,7 +41,7 @@ class Client:
 
     def __init__(
         self,
-        redis: Target,
+        redis: Target | None = None,
         *,
         clock: Clock | None = None,
         failover_timeout: float = 10.0,
@@ -49,7 +50,7 @@ class Client:
     ) -> None:
         if failover_timeout < 0 or wait_replicas < 0 or wait_timeout <= 0:
             raise ValueError("failover_timeout and wait_replicas must be >= 0 and wait_timeout > 0")
-        self._broker = Broker(redis)
+        self._broker = Broker(redis if redis is not None else default_url())
         # Whether Redis hashes keys to slots; None: not known yet (see _slotted).
         self._cluster: bool | None = True if _is_cluster(self._broker.redis) else None
         self._clock: Clock = clock or RealClock()

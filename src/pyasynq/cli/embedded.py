@@ -42,7 +42,7 @@ def status(args: argparse.Namespace) -> int:
     st = embedded.status(args.data_dir)
     if args.json:
         data = dataclasses.asdict(st)
-        data.update(url=st.url, tcp_url=st.tcp_url)
+        data.update(data_dir=str(st.data_dir), url=st.url, tcp_url=st.tcp_url)
         out.print_json(data)
         return 0
     rows = [
