@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -322,8 +321,16 @@ def _is_ours(pid: int, data_dir: Path) -> bool:
 
 @contextlib.contextmanager
 def _locked(data_dir: Path, timeout: float) -> Iterator[_Dir]:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    import fcntl  # POSIX only, like the shared server; imported here so pyasynq loads anywhere
+
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise RuntimeError(
+            f"cannot use {data_dir} for the embedded Redis: {exc.strerror or exc}; run from a "
+            "writable directory or set PYASYNQ_REDIS_URL to your own Redis"
+        ) from None
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -515,7 +522,8 @@ def _forget_in_child() -> None:  # a forked child inherits no registration
     _held.clear()
 
 
-os.register_at_fork(after_in_child=_forget_in_child)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 class SharedRedis:
