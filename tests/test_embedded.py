@@ -390,6 +390,18 @@ def test_the_python_api_without_a_url_uses_the_shared_server(app_dir: Path) -> N
         lease.release()
 
 
+def test_a_configured_url_wins_over_the_embedded_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/1")
+    monkeypatch.setenv("PYASYNQ_REDIS_URL", "redis://127.0.0.1:1/2")
+    assert embedded.default_url() == "redis://127.0.0.1:1/2"
+    monkeypatch.delenv("PYASYNQ_REDIS_URL")
+    assert embedded.default_url() == "redis://127.0.0.1:1/1"
+    assert not (tmp_path / ".pyasynq").exists()  # nothing started
+
+
 def test_status_and_stop(app_dir: Path) -> None:
     data = data_dir(app_dir)
 

@@ -675,6 +675,7 @@ def stop(data_dir: str | os.PathLike[str] | None = None, timeout: float = 10.0) 
 
 
 _api_leases: dict[Path, SharedRedis] = {}
+_api_lock = threading.Lock()
 
 
 def default_url() -> str:
@@ -686,12 +687,13 @@ def default_url() -> str:
     if url:
         return url
     path = DEFAULT_DATA_DIR.resolve()
-    lease = _api_leases.get(path)
-    if lease is None or lease.data_dir not in _held:  # none yet, or forked since
-        lease = acquire(path)
-        _api_leases[path] = lease
-        print(f"pyasynq: {lease.notice()}", file=sys.stderr, flush=True)
-    return lease.url
+    with _api_lock:
+        lease = _api_leases.get(path)
+        if lease is None or lease.data_dir not in _held:  # none yet, or forked since
+            lease = acquire(path)
+            _api_leases[path] = lease
+            print(f"pyasynq: {lease.notice()}", file=sys.stderr, flush=True)
+        return lease.url
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--watch"]:
