@@ -201,6 +201,7 @@ READY = {
     "web": (("web", "--port", "0", "--insecure-open-dashboard"), "dashboard at"),
     "dash": (("dash", "--interval", "0.2"), NOTICE),
     "scheduler": (("scheduler", "mytasks:configs"), "Scheduler starting"),
+    "metrics": (("metrics", "--port", "0"), "serving queue metrics"),
 }
 
 

@@ -295,7 +295,7 @@ class _Dir:
         """The recorded redis-server's pid if that process still runs, else None."""
         for source in (state.get("pid"), _read_int(self.path / PID_FILE)):
             alive = isinstance(source, int) and _start_time(source) is not None
-            if alive and isinstance(source, int) and _is_ours(source, self.path):
+            if alive and isinstance(source, int) and _is_ours(source, self.path, state):
                 return source
         return None
 
@@ -307,16 +307,17 @@ def _read_int(path: Path) -> int | None:
         return None
 
 
-def _is_ours(pid: int, data_dir: Path) -> bool:
-    """Whether ``pid`` is a redis-server started on this data directory's config (its
-    process title names the config file)."""
+def _is_ours(pid: int, data_dir: Path, state: dict[str, Any]) -> bool:
+    """Whether ``pid`` is the redis-server of this data directory: its process title names
+    the config file, or (a title cut short) it answers on the recorded socket as ``pid``.
+    A pid reused by another program is neither."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:
         return False
     except OSError:
-        return True  # no /proc: trust the pidfile
-    return os.fsencode(data_dir / CONF_FILE) in cmdline
+        cmdline = b""
+    return os.fsencode(data_dir / CONF_FILE) in cmdline or _ping(state.get("socket"), pid)
 
 
 @contextlib.contextmanager
