@@ -98,7 +98,8 @@ class Scheduler:
     ``Scheduler(redis, **config)`` takes a Redis URL or ``redis.asyncio.Redis`` and the
     fields of :class:`SchedulerConfig` (``location=``, ``pre_enqueue=``, ``post_enqueue=``,
     ``enqueue_error_handler=``, ``heartbeat_interval=``, ``logger=``, ...), or
-    ``config=SchedulerConfig(...)``.
+    ``config=SchedulerConfig(...)``. Without ``redis``: ``$PYASYNQ_REDIS_URL``,
+    ``$REDIS_URL``, else the shared embedded Redis of ``./.pyasynq/redis``.
     """
 
     def __init__(

@@ -50,6 +50,8 @@ class Server:
     ``Server(redis, **config)`` takes a Redis URL or ``redis.asyncio.Redis`` and the fields
     of :class:`~pyasynq.config.ServerConfig` (``queues={"critical": 6, "default": 3}``,
     ``concurrency=10``, ``error_handler=...``, ...), or ``config=ServerConfig(...)``.
+    Without ``redis``: ``$PYASYNQ_REDIS_URL``, ``$REDIS_URL``, else the shared embedded
+    Redis of ``./.pyasynq/redis`` (docs/embedded.md).
     """
 
     def __init__(

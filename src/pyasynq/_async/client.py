@@ -35,7 +35,9 @@ class AsyncClient:
     """Enqueues tasks into Redis for any asynq-compatible worker (pyasynq or Go).
 
     ``redis`` is a URL (``redis://``, ``rediss://``, ``unix://``) or an existing
-    ``redis.asyncio.Redis``, which pyasynq then never closes.
+    ``redis.asyncio.Redis``, which pyasynq then never closes. Left out,
+    it is ``$PYASYNQ_REDIS_URL``, ``$REDIS_URL``, else the shared embedded Redis of
+    ``./.pyasynq/redis`` (docs/embedded.md).
     """
 
     def __init__(

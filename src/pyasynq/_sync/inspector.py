@@ -57,7 +57,8 @@ class Inspector:
     """Inspects and changes queues and tasks in Redis (asynq's Inspector).
 
     ``redis`` is a URL (``redis://``, ``rediss://``, ``unix://``) or an existing
-    ``redis.Redis``, which pyasynq then never closes. Methods that name a queue
+    ``redis.Redis``, which pyasynq then never closes (left out: as for
+    :class:`Client`). Methods that name a queue
     raise QueueNotFoundError when it is not in ``asynq:queues``, except
     :meth:`pause_queue`/:meth:`unpause_queue` and the cluster methods (as in asynq).
 
