@@ -19,6 +19,7 @@ import httpx
 import pytest
 import redis
 
+import pyasynq
 from pyasynq import embedded
 
 pytestmark = pytest.mark.single_node
@@ -239,6 +240,7 @@ def test_a_command_verb_gives_the_server_back_on_exit(app_dir: Path) -> None:
 
 HOLDER = """
 import pathlib, sys, time
+import pyasynq
 from pyasynq import embedded
 
 go = pathlib.Path(sys.argv[1])
@@ -342,6 +344,20 @@ def test_a_stale_record_is_replaced_by_a_fresh_server(app_dir: Path) -> None:
         assert client.ping()
         client.close()
         assert embedded.status(data).users == (os.getpid(),)
+    finally:
+        lease.release()
+    assert_nothing_left(data, lease.pid)
+
+
+def test_a_data_dir_with_spaces_and_quotes(tmp_path: Path) -> None:
+    data = (tmp_path / 'my "app" data').resolve()
+    lease = embedded.acquire(data)
+    try:
+        assert lease.socket == str(data / "redis.sock")
+        client = pyasynq.Inspector(lease.url)  # as every pyasynq command connects
+        assert client.queues() == []
+        client.close()
+        assert servers_on(data) == [lease.pid]
     finally:
         lease.release()
     assert_nothing_left(data, lease.pid)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import quote
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -210,9 +211,14 @@ def socket_path(data_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"pyasynq-{os.getuid()}-{digest}.sock"
 
 
+_PROC = os.path.exists("/proc/self/stat")  # Linux; elsewhere, liveness by kill(pid, 0)
+
+
 def _start_time(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (tells a reused pid apart); None if it is gone
     or a zombie. Without /proc, only whether the pid exists ("?")."""
+    if not _PROC:
+        return _exists(pid)
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
@@ -256,7 +262,7 @@ class EmbeddedStatus:
     @property
     def url(self) -> str | None:
         """The URL pyasynq uses (the Unix socket), or None when not running."""
-        return f"unix://{self.socket}?db=0" if self.running and self.socket else None
+        return f"unix://{quote(self.socket)}?db=0" if self.running and self.socket else None
 
     @property
     def tcp_url(self) -> str | None:
@@ -312,7 +318,7 @@ def _is_ours(pid: int, data_dir: Path, state: dict[str, Any]) -> bool:
     the config file, or (a title cut short) it answers on the recorded socket as ``pid``.
     A pid reused by another program is neither."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if _PROC else b""
     except FileNotFoundError:
         return False
     except OSError:
@@ -366,17 +372,22 @@ def _ping(sock: str | None, pid: int) -> bool:
         client.close()
 
 
+def _quoted(path: Path) -> str:
+    """A path as a double-quoted redis.conf argument."""
+    return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _config(data_dir: Path, sock: Path, port: int) -> str:
     return "\n".join(
         [
             "# Written by pyasynq at each start of its embedded Redis; edits are overwritten.",
             "daemonize yes",
-            f'pidfile "{data_dir / PID_FILE}"',
-            f'logfile "{data_dir / LOG_FILE}"',
-            f'dir "{data_dir}"',
+            f"pidfile {_quoted(data_dir / PID_FILE)}",
+            f"logfile {_quoted(data_dir / LOG_FILE)}",
+            f"dir {_quoted(data_dir)}",
             "bind 127.0.0.1",
             f"port {port}",
-            f'unixsocket "{sock}"',
+            f"unixsocket {_quoted(sock)}",
             "unixsocketperm 700",
             "protected-mode yes",
             'save ""',
@@ -436,7 +447,7 @@ def _spawn(binary: str, data_dir: Path, timeout: float) -> dict[str, Any]:
     raise RuntimeError(
         f"{binary} did not answer on {sock} within {timeout:.0f}s"
         + (f": {last}" if last else "")
-        + f" (its log: {data_dir / LOG_FILE})"
+        + f". Its log is {data_dir / LOG_FILE}; or set PYASYNQ_REDIS_URL to use your own Redis"
     )
 
 
@@ -546,7 +557,7 @@ class SharedRedis:
 
     @property
     def url(self) -> str:
-        return f"unix://{self.socket}?db=0"
+        return f"unix://{quote(self.socket)}?db=0"
 
     @property
     def tcp_url(self) -> str:
