@@ -244,6 +244,7 @@ import pyasynq
 from pyasynq import embedded
 
 go = pathlib.Path(sys.argv[1])
+print("ready", flush=True)
 while not go.exists():
     time.sleep(0.001)
 lease = embedded.acquire(sys.argv[2])
@@ -262,6 +263,8 @@ def holders(tmp_path: Path, n: int, data: Path) -> tuple[list[subprocess.Popen[s
         )
         for _ in range(n)
     ]
+    for p in procs:  # every interpreter is up: they race for the lock together
+        assert p.stdout is not None and p.stdout.readline() == "ready\n"
     return procs, go
 
 
@@ -269,7 +272,6 @@ def test_simultaneous_first_starts_give_one_server(tmp_path: Path) -> None:
     data = tmp_path / "data"
     procs, go = holders(tmp_path, 4, data)
     try:
-        time.sleep(0.5)  # let the interpreters come up, so they race on the lock at once
         go.touch()
         answers = [p.stdout.readline().split() for p in procs if p.stdout]
         pids = {pid for pid, _ in answers}
