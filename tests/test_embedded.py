@@ -197,6 +197,35 @@ def test_worker_enqueue_web_and_dash_share_one_server_and_leave_nothing(app_dir:
             c.stop()
 
 
+def test_the_server_outlives_the_terminal_of_the_command_that_started_it(
+    app_dir: Path,
+) -> None:
+    data = data_dir(app_dir)
+    first = Cmd(app_dir, "dash", "--interval", "0.2")
+    worker = None
+    try:
+        first.wait_for(NOTICE)
+        wait_for(lambda: embedded.status(data).users == (first.proc.pid,), what="first user")
+        server = embedded.status(data).pid
+        assert server is not None
+        worker = Cmd(app_dir, "worker", "mytasks:mux")
+        worker.wait_for("Starting processing")
+        first.killpg(signal.SIGHUP)  # its terminal closes
+        first.proc.wait(20)
+        st = embedded.status(data)
+        assert (st.pid, st.users) == (server, (worker.proc.pid,))
+        with pyasynq.Client(st.url) as client:
+            client.enqueue(pyasynq.Task("email:send", b'{"to": "y"}'))
+        wait_for((app_dir / "sent.txt").exists, 5, "the worker to process the task")
+        worker.killpg(signal.SIGTERM)
+        worker.proc.wait(20)
+        assert_nothing_left(data, server)
+    finally:
+        first.stop()
+        if worker is not None:
+            worker.stop()
+
+
 READY = {
     "worker": (("worker", "mytasks:mux"), "Starting processing"),
     "web": (("web", "--port", "0", "--insecure-open-dashboard"), "dashboard at"),
