@@ -450,6 +450,26 @@ def test_a_configured_url_wins_over_the_embedded_server(
     assert not (tmp_path / ".pyasynq").exists()  # nothing started
 
 
+def test_a_worker_module_with_its_own_client_says_it_once_and_leaves_nothing(
+    app_dir: Path,
+) -> None:
+    (app_dir / "withclient.py").write_text(
+        TASKS + "\nclient = pyasynq.Client()  # no URL: the same embedded server\n"
+    )
+    cmd = Cmd(app_dir, "worker", "withclient:mux")
+    try:
+        cmd.wait_for("Starting processing")
+        data = data_dir(app_dir)
+        st = embedded.status(data)
+        assert st.users == (cmd.proc.pid,) and st.pid is not None
+        cmd.killpg(signal.SIGTERM)
+        cmd.proc.wait(20)
+        assert cmd.err.count("using the embedded Redis") == 1, cmd.err
+        assert_nothing_left(data, st.pid)
+    finally:
+        cmd.stop()
+
+
 def test_status_and_stop(app_dir: Path) -> None:
     data = data_dir(app_dir)
 

@@ -528,6 +528,7 @@ def _watch(data_dir: Path, interval: float) -> None:
 # back when the last use is released (or at exit).
 _held: dict[Path, int] = {}
 _held_lock = threading.Lock()
+_announced: set[Path] = set()  # data directories this process has said it uses
 
 
 def _forget_in_child() -> None:  # a forked child inherits no registration
@@ -575,6 +576,12 @@ class SharedRedis:
         if not str(self.socket).startswith(str(self.data_dir)):
             line += f" (its socket is {self.socket}: the data directory's path is too long)"
         return line
+
+    def announce(self) -> None:
+        """Print :meth:`notice` on stderr, once per process and data directory."""
+        if self.data_dir not in _announced:
+            _announced.add(self.data_dir)
+            print(f"pyasynq: {self.notice()}", file=sys.stderr, flush=True)
 
     def release(self, timeout: float = 10.0) -> None:
         """Stop using the server; the last user stops it. Safe to call twice."""
@@ -704,7 +711,7 @@ def default_url() -> str:
         if lease is None or lease.data_dir not in _held:  # none yet, or forked since
             lease = acquire(path)
             _api_leases[path] = lease
-            print(f"pyasynq: {lease.notice()}", file=sys.stderr, flush=True)
+            lease.announce()
         return lease.url
 
 

@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--redis-url",
-        help="Redis URL (default: $PYASYNQ_REDIS_URL, $REDIS_URL, else an embedded server)",
+        help="Redis URL (default: $PYASYNQ_REDIS_URL, $REDIS_URL, else the embedded Redis "
+        "shared by all commands in ./.pyasynq/redis: see `pyasynq embedded status`)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     worker.register(sub)

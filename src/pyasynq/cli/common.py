@@ -29,7 +29,7 @@ def redis_url(flag: str | None) -> tuple[str, SharedRedis | None]:
     except RuntimeError as exc:
         raise UsageError(str(exc)) from exc
     _exit_cleanly_on_signals()
-    print(f"pyasynq: {server.notice()}", file=sys.stderr, flush=True)
+    server.announce()
     return server.url, server
 
 
