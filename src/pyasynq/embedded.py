@@ -217,6 +217,8 @@ _PROC = os.path.exists("/proc/self/stat")  # Linux; elsewhere, liveness by kill(
 def _start_time(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (tells a reused pid apart); None if it is gone
     or a zombie. Without /proc, only whether the pid exists ("?")."""
+    if pid <= 0:  # kill(0 or -n) would reach a whole process group
+        return None
     if not _PROC:
         return _exists(pid)
     try:
@@ -489,19 +491,23 @@ def _spawn_watcher(data_dir: Path) -> dict[str, Any]:
     as a script, so only the standard library loads) that stops the server once no
     registered user is alive, so users killed without a chance to clean up (SIGKILL, a
     crash, the Python API under a default SIGTERM) leave no server behind."""
-    proc = subprocess.Popen(
-        [sys.executable, "-I", __file__, "--watch", str(data_dir), str(WATCH_INTERVAL)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # the daemonized watcher's pid, once it runs
-    proc.stdout.close()
-    proc.wait()
-    pid = int(line or 0)
-    return {"pid": pid, "start": _start_time(pid) if pid else None}
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", __file__, "--watch", str(data_dir), str(WATCH_INTERVAL)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the daemonized watcher's pid, once it runs
+        proc.stdout.close()
+        proc.wait()
+        pid = int(line)
+    except (OSError, ValueError):
+        # Without a watcher only a crash leaves a server running, until the next start.
+        return {"pid": 0, "start": None}
+    return {"pid": pid, "start": _start_time(pid)}
 
 
 def _watch(data_dir: Path, interval: float) -> None:
