@@ -180,7 +180,7 @@ def test_worker_enqueue_web_and_dash_share_one_server_and_leave_nothing(app_dir:
         assert enqueue.returncode == 0, enqueue.stderr
         assert enqueue.stderr == NOTICE
         sent = app_dir / "sent.txt"
-        wait_for(sent.exists, 5, "the worker to process the enqueued task")
+        wait_for(sent.exists, 10, "the worker to process the enqueued task")
         assert json.loads(sent.read_bytes()) == {"to": "x"}
         # The dashboard reads the same data.
         url = web.err.split("dashboard at ")[1].split()[0]
@@ -235,7 +235,9 @@ READY = {
 }
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=str)
+@pytest.mark.parametrize(
+    "sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: signal.Signals(s).name
+)
 @pytest.mark.parametrize("command", sorted(READY))
 def test_no_server_outlives_a_command_ended_by_a_signal(
     app_dir: Path, command: str, sig: signal.Signals
