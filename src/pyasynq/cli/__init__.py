@@ -10,21 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import (
-    cron,
-    dash,
-    embedded,
-    group,
-    metrics,
-    queue,
-    scheduler,
-    server,
-    stats,
-    task,
-    web,
-    worker,
-)
+from . import cron, dash, group, metrics, queue, scheduler, server, stats, task, web, worker
 from .common import UsageError
+from .embedded import register as register_embedded
 
 __all__ = ["UsageError", "main"]
 
@@ -44,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     for noun in (stats, queue, task, group, server, cron, dash, metrics):
         noun.register(sub)
     web.register(sub)
-    embedded.register(sub)
+    register_embedded(sub)
     return parser
 
 
