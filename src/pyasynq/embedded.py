@@ -564,10 +564,12 @@ class SharedRedis:
 
     @property
     def url(self) -> str:
+        """The Unix socket URL, which pyasynq's commands and API use."""
         return f"unix://{quote(self.socket)}?db=0"
 
     @property
     def tcp_url(self) -> str:
+        """The loopback TCP URL, for tools that need TCP (redis-cli -p, Go asynq)."""
         return f"redis://127.0.0.1:{self.port}/0"
 
     def __repr__(self) -> str:
