@@ -775,7 +775,6 @@ def test_rediss_requires_certificate_verification(make: Make) -> None:
         ("redis-sentinel://localhost:26379", ValueError),
         ("redis://localhost:6379/0?decode_responses=True", ValueError),
         (6379, TypeError),
-        (None, TypeError),
     ],
 )
 def test_bad_targets(make: Make, target: Any, exc: type[Exception]) -> None:

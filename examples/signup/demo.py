@@ -28,8 +28,9 @@ from types import FrameType
 import httpx
 import redis
 
+from pyasynq import embedded
 from pyasynq._rdb import keys
-from pyasynq.embedded import EmbeddedRedis
+from pyasynq.embedded import SharedRedis
 
 from .distributor import QUEUE_CRITICAL
 from .settings import redact
@@ -74,16 +75,17 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # unwinds through the finally blocks that stop everything
 
 
-def _redis() -> tuple[str, EmbeddedRedis | None]:
-    url = os.environ.get("PYASYNQ_REDIS_URL") or os.environ.get("REDIS_URL")
+def _redis() -> tuple[str, SharedRedis | None]:
+    url = embedded.configured_url()
     if url:
         print(f"  Redis       {redact(url)} (from PYASYNQ_REDIS_URL / REDIS_URL)")
         return url, None
-    server = EmbeddedRedis(Path(".pyasynq") / "redis").start()
+    server = embedded.acquire()
+    how = "started it" if server.started else "joined the running one"
     print(
-        f"  Redis       no Redis configured: started an embedded server ({server.binary})\n"
-        f"              at {server.url}, data and append-only file in {server.data_dir}/\n"
-        "              (use a real one with PYASYNQ_REDIS_URL=redis://host:6379/0)"
+        f"  Redis       {server.notice()}\n"
+        f"              ({how}: {server.url}, pid {server.pid}; its append-only file stays\n"
+        f"              in {embedded.shown_dir(server.data_dir)}/ after the demo)"
     )
     return server.url, server
 
@@ -91,10 +93,11 @@ def _redis() -> tuple[str, EmbeddedRedis | None]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGHUP, _on_sigterm)  # a closed terminal: stop what we started too
     print("pyasynq demo: the seed's sign-up service, end to end\n")
-    embedded: EmbeddedRedis | None = None
+    shared: SharedRedis | None = None
     try:
-        url, embedded = _redis()
+        url, shared = _redis()
         return Demo(args, url).run()
     except KeyboardInterrupt:
         print("\ninterrupted: stopped everything the demo started")
@@ -103,9 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ndemo failed: {exc}")
         return 1
     finally:
-        if embedded is not None:
-            embedded.stop()
-            print(f"Stopped the embedded Redis (its data stays in {embedded.data_dir}/).")
+        if shared is not None:
+            shared.release()
+            print(
+                f"Gave back the embedded Redis (stopped once no other pyasynq process uses "
+                f"it; its data stays in {embedded.shown_dir(shared.data_dir)}/)."
+            )
 
 
 MARKER = ".pyasynq-demo"

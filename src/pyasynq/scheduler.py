@@ -57,6 +57,7 @@ from ._scheduler.config import SchedulerConfig
 from ._scheduler.engine import Engine, EntryTable
 from ._scheduler.entries import Entry, EntryInfo, entry_identity, entry_option_strings
 from .clock import Clock, RealClock
+from .embedded import default_url
 from .errors import BrokerError, ServerClosedError
 from .log import Logger
 from .options import DEFAULT_QUEUE, Options
@@ -97,12 +98,13 @@ class Scheduler:
     ``Scheduler(redis, **config)`` takes a Redis URL or ``redis.asyncio.Redis`` and the
     fields of :class:`SchedulerConfig` (``location=``, ``pre_enqueue=``, ``post_enqueue=``,
     ``enqueue_error_handler=``, ``heartbeat_interval=``, ``logger=``, ...), or
-    ``config=SchedulerConfig(...)``.
+    ``config=SchedulerConfig(...)``. Without ``redis``: ``$PYASYNQ_REDIS_URL``,
+    ``$REDIS_URL``, else the shared embedded Redis of ``./.pyasynq/redis``.
     """
 
     def __init__(
         self,
-        redis: Target,
+        redis: Target | None = None,
         *,
         config: SchedulerConfig | None = None,
         clock: Clock | None = None,
@@ -114,7 +116,7 @@ class Scheduler:
         self.id = _scheduler_id()  # <host>:<pid>:<uuid>, as Go's
         self.location = self.config.tz()
         self.log = Logger(self.config.logger, self.config.log_level)
-        self._redis = redis
+        self._redis = redis if redis is not None else default_url()
         self._clock: Clock = clock or RealClock()
         self._table = EntryTable()
         self._engine: Engine | None = None

@@ -32,6 +32,7 @@ from ._server.syncer import Syncer
 from ._server.threads import ThreadRunner
 from .clock import Clock, RealClock
 from .config import ServerConfig
+from .embedded import default_url
 from .errors import BrokerError, ServerClosedError
 from .log import Logger
 from .mux import Handler, ServeMux, catch_all
@@ -48,11 +49,13 @@ class Server:
     ``Server(redis, **config)`` takes a Redis URL or ``redis.asyncio.Redis`` and the fields
     of :class:`~pyasynq.config.ServerConfig` (``queues={"critical": 6, "default": 3}``,
     ``concurrency=10``, ``error_handler=...``, ...), or ``config=ServerConfig(...)``.
+    Without ``redis``: ``$PYASYNQ_REDIS_URL``, ``$REDIS_URL``, else the shared embedded
+    Redis of ``./.pyasynq/redis`` (docs/embedded.md).
     """
 
     def __init__(
         self,
-        redis: Target,
+        redis: Target | None = None,
         *,
         config: ServerConfig | None = None,
         clock: Clock | None = None,
@@ -61,7 +64,7 @@ class Server:
         if config is not None and options:
             raise TypeError("give either config=ServerConfig(...) or keyword options, not both")
         self.config, self._metrics = metrics_hook.attach(config or ServerConfig(**options))
-        self._redis = redis
+        self._redis = redis if redis is not None else default_url()
         self._clock: Clock = clock or RealClock()
         self.log = Logger(self.config.logger, self.config.log_level)
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -85,8 +85,11 @@ def test_embedded_redis_when_nothing_is_configured(tmp_path: Path) -> None:
     if "no Redis server found" in done.stderr:
         pytest.skip("no redis-server binary for the embedded default")
     assert done.returncode == 0, done.stderr
-    assert "started an embedded server" in done.stderr
-    assert (tmp_path / ".pyasynq" / "redis").is_dir()
+    assert done.stderr == (
+        "pyasynq: using the embedded Redis in ./.pyasynq/redis; set PYASYNQ_REDIS_URL to use "
+        "your own\n"
+    )
+    assert (tmp_path / ".pyasynq" / "redis" / "appendonlydir").is_dir()
     assert '"queues": []' in done.stdout
 
 

@@ -88,3 +88,28 @@ def test_demo_stops_everything_on_ctrl_c(redis_url: str, r: redis.Redis, tmp_pat
     assert not any(_alive(pid) for pid in _pids(out)), "a worker outlived the demo"
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{api.group(1)}/healthz", timeout=2)
+
+
+def test_demo_without_a_redis_url_shares_the_embedded_server_and_leaves_none(
+    tmp_path: Path,
+) -> None:
+    from pyasynq import embedded
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYASYNQ_")}
+    env.pop("REDIS_URL", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pyasynq.demo", "--users", "4", "--refuse-for", "0"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90, check=False,
+    )  # fmt: skip
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "using the embedded Redis in ./.pyasynq/redis" in out
+    assert re.search(r"emails delivered\s+4 to 4 users", out)
+    assert "Gave back the embedded Redis" in out
+    data = tmp_path / ".pyasynq" / "redis"
+    assert not embedded.status(data).running
+    left = subprocess.run(
+        ["pgrep", "-af", str(data.resolve())], capture_output=True, text=True, check=False
+    )
+    assert left.stdout == "", f"left running: {left.stdout}"
+    assert (data / "appendonlydir").is_dir()  # its data stays

@@ -13,6 +13,7 @@ from pyasynq._rdb.ops import inspect as ops
 from pyasynq._rdb.ops import inspect_extra as extra
 from pyasynq._rdb.ops import state as registry
 from pyasynq.clock import Clock, RealClock
+from pyasynq.embedded import default_url
 from pyasynq.errors import BrokerError
 from pyasynq.inspection import (
     ClusterNode,
@@ -55,7 +56,8 @@ class AsyncInspector:
     """Inspects and changes queues and tasks in Redis (asynq's Inspector).
 
     ``redis`` is a URL (``redis://``, ``rediss://``, ``unix://``) or an existing
-    ``redis.asyncio.Redis``, which pyasynq then never closes. Methods that name a queue
+    ``redis.asyncio.Redis``, which pyasynq then never closes (left out: as for
+    :class:`AsyncClient`). Methods that name a queue
     raise QueueNotFoundError when it is not in ``asynq:queues``, except
     :meth:`pause_queue`/:meth:`unpause_queue` and the cluster methods (as in asynq).
 
@@ -65,8 +67,8 @@ class AsyncInspector:
     are not one atomic step: tasks added meanwhile may or may not be included.
     """
 
-    def __init__(self, redis: Target, *, clock: Clock | None = None) -> None:
-        self._broker = AsyncBroker(redis)
+    def __init__(self, redis: Target | None = None, *, clock: Clock | None = None) -> None:
+        self._broker = AsyncBroker(redis if redis is not None else default_url())
         self._clock: Clock = clock or RealClock()
 
     def __repr__(self) -> str:

@@ -21,6 +21,7 @@ from pyasynq._rdb.ops.enqueue import (
     prepare,
 )
 from pyasynq.clock import Clock, RealClock
+from pyasynq.embedded import default_url
 from pyasynq.errors import (
     BrokerError,
     DuplicateTaskError,
@@ -41,13 +42,15 @@ class Client:
     """Enqueues tasks into Redis for any asynq-compatible worker (pyasynq or Go).
 
     ``redis`` is a URL (``redis://``, ``rediss://``, ``unix://``) or an existing
-    ``redis.Redis``, which pyasynq then never closes. ``enqueue_hooks`` run around
-    every enqueue (see :mod:`pyasynq.hooks`; tracing uses them).
+    ``redis.Redis``, which pyasynq then never closes. Left out,
+    it is ``$PYASYNQ_REDIS_URL``, ``$REDIS_URL``, else the shared embedded Redis of
+    ``./.pyasynq/redis`` (docs/embedded.md). ``enqueue_hooks`` run around every enqueue
+    (see :mod:`pyasynq.hooks`; tracing uses them).
     """
 
     def __init__(
         self,
-        redis: Target,
+        redis: Target | None = None,
         *,
         clock: Clock | None = None,
         failover_timeout: float = 10.0,
@@ -57,7 +60,7 @@ class Client:
     ) -> None:
         if failover_timeout < 0 or wait_replicas < 0 or wait_timeout <= 0:
             raise ValueError("failover_timeout and wait_replicas must be >= 0 and wait_timeout > 0")
-        self._broker = Broker(redis)
+        self._broker = Broker(redis if redis is not None else default_url())
         # Whether Redis hashes keys to slots; None: not known yet (see _slotted).
         self._cluster: bool | None = True if _is_cluster(self._broker.redis) else None
         self._clock: Clock = clock or RealClock()

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from . import cron, dash, group, metrics, queue, scheduler, server, stats, task, web, worker
 from .common import UsageError
+from .embedded import register as register_embedded
 
 __all__ = ["UsageError", "main"]
 
@@ -22,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--redis-url",
-        help="Redis URL (default: $PYASYNQ_REDIS_URL, $REDIS_URL, else an embedded server)",
+        help="Redis URL (default: $PYASYNQ_REDIS_URL, $REDIS_URL, else the embedded Redis "
+        "shared by all commands in ./.pyasynq/redis: see `pyasynq embedded status`)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     worker.register(sub)
@@ -30,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     for noun in (stats, queue, task, group, server, cron, dash, metrics):
         noun.register(sub)
     web.register(sub)
+    register_embedded(sub)
     return parser
 
 

@@ -4,33 +4,54 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
-from pathlib import Path
+import threading
 from typing import Any
 
-from pyasynq.embedded import EmbeddedRedis
+from pyasynq import embedded
+from pyasynq.embedded import SharedRedis
 
 
 class UsageError(Exception):
     """A mistake on the command line or in what it names; printed as one line."""
 
 
-def redis_url(flag: str | None) -> tuple[str, EmbeddedRedis | None]:
-    """The Redis to use: the flag, then PYASYNQ_REDIS_URL, then REDIS_URL, else an
-    embedded server with its data under ./.pyasynq/redis (said on stderr)."""
-    url = flag or os.environ.get("PYASYNQ_REDIS_URL") or os.environ.get("REDIS_URL")
+def redis_url(flag: str | None) -> tuple[str, SharedRedis | None]:
+    """The Redis to use: the flag, then PYASYNQ_REDIS_URL, then REDIS_URL, else the shared
+    embedded server of ./.pyasynq/redis (said once on stderr). The caller releases the
+    embedded one when done; the last of its users to do so stops it."""
+    url = flag or embedded.configured_url()
     if url:
         return url, None
     try:
-        server = EmbeddedRedis(Path(".pyasynq") / "redis").start()
+        server = embedded.acquire()
     except RuntimeError as exc:
         raise UsageError(str(exc)) from exc
-    print(
-        f"pyasynq: no Redis configured; started an embedded server at {server.url} "
-        f"(data in {server.data_dir}). Use --redis-url or PYASYNQ_REDIS_URL for a real one.",
-        file=sys.stderr,
-    )
+    _exit_cleanly_on_signals()
+    server.announce()
     return server.url, server
+
+
+def _exit_cleanly_on_signals() -> None:
+    """Let SIGTERM and SIGHUP (a closed terminal) end the command through its ``finally``
+    blocks, so it gives the embedded server back: by default both kill the process on the
+    spot. SIGHUP becomes a SIGTERM, so commands that stop gracefully on SIGTERM (worker,
+    scheduler, web) do so on a hang-up too."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    if signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:
+        signal.signal(signal.SIGHUP, _hangup_as_sigterm)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _hangup_as_sigterm(signum: int, frame: object) -> None:
+    signal.raise_signal(signal.SIGTERM)
 
 
 def load_object(spec: str) -> Any:

@@ -90,7 +90,7 @@ def redis(args: argparse.Namespace) -> Iterator[str]:
         yield url
     finally:
         if embedded is not None:
-            embedded.stop()
+            embedded.release()
 
 
 @contextlib.contextmanager

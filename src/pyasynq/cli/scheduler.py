@@ -84,5 +84,5 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.target}: {exc}") from exc
     finally:
         if embedded is not None:
-            embedded.stop()
+            embedded.release()
     return 0

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         return _supervise(url, args)
     finally:
         if embedded is not None:
-            embedded.stop()
+            embedded.release()
 
 
 def _run_one(url: str, config: ServerConfig, handler: Any) -> int:
