@@ -102,8 +102,8 @@ def _section(
     ]
     if actions:
         lines += ["| argument | meaning |", "|---|---|", *(_row(a) for a in actions), ""]
-    for (name, *aliases), sub in _subparsers(parser):
-        lines += _section([*path, name], sub, _help_of(parser, name), aliases)
+    for (name, *also), sub in _subparsers(parser):
+        lines += _section([*path, name], sub, _help_of(parser, name), also)
     return lines
 
 

@@ -91,7 +91,7 @@ def _run(
 ) -> None:
     try:
         done = subprocess.run(
-            argv, cwd=workdir, env=env, capture_output=True, timeout=BLOCK_TIMEOUT
+            argv, cwd=workdir, env=env, capture_output=True, timeout=BLOCK_TIMEOUT, check=False
         )
     except subprocess.TimeoutExpired as exc:
         out = (exc.stdout or b"").decode(errors="replace") + (exc.stderr or b"").decode(
@@ -116,7 +116,8 @@ def _background(background: list[tuple[Block, subprocess.Popen[bytes], Path]]) -
 
 def _stop(block: Block, proc: subprocess.Popen[bytes], log: Path) -> str | None:
     if proc.poll() is not None:
-        return f"{block.where}: the background process ended early ({proc.returncode})\n{_tail(log)}"
+        code = proc.returncode
+        return f"{block.where}: the background process ended early ({code})\n{_tail(log)}"
     proc.send_signal(signal.SIGTERM)
     try:
         code = proc.wait(STOP_TIMEOUT)
