@@ -14,7 +14,7 @@ import pytest
 
 from .snippets import EXAMPLE_URL, Block, blocks, pages
 
-BLOCK_TIMEOUT = 60.0  # seconds for one block; the examples take a few
+BLOCK_TIMEOUT = 30.0  # seconds for one block; the examples take a few
 STOP_TIMEOUT = 20.0  # a background process must shut down within this after SIGTERM
 
 PAGES = [p for p in pages() if any(b.kind != "shown" for b in blocks(p))]
@@ -27,6 +27,7 @@ def _env(url: str) -> dict[str, str]:
     env["PYASYNQ_REDIS_URL"] = url
     env.pop("REDIS_URL", None)
     env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("DASH_PASSWORD", "docs-example")  # docs/web.md reads it
     return env
 
 
