@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: browser install demo test test-cluster test-slow lint typecheck format sync proto check bench bench-quick bench-scale docs clean
+.PHONY: browser install demo test test-cluster test-slow lint typecheck format sync proto check bench bench-quick bench-scale clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -74,6 +74,7 @@ bench-scale:
 
 # The documentation site (mkdocs.yml, docs/): HTML in build/site. --strict turns every
 # warning (a broken link, a reference to a name that does not exist) into a failure.
+.PHONY: docs
 DOCS_STAMP := $(VENV)/.docs-installed
 $(DOCS_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install -q --group docs
@@ -83,4 +84,4 @@ docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 
 clean:
-	rm -rf build/site $(VENV) .venv-proto .pytest_cache .mypy_cache .ruff_cache benchmarks/.venv-peers
+	rm -rf $(VENV) .venv-proto .pytest_cache .mypy_cache .ruff_cache benchmarks/.venv-peers
