@@ -87,7 +87,14 @@ def _own_doc(obj: object) -> str:
     return (getattr(obj, "__doc__", None) or "").strip()
 
 
-PUBLIC_MODULES = ["pyasynq", "pyasynq.metrics", "pyasynq.embedded", "pyasynq.errors"]
+PUBLIC_MODULES = [
+    "pyasynq",
+    "pyasynq.metrics",
+    "pyasynq.embedded",
+    "pyasynq.errors",
+    "pyasynq.scheduler",
+    "pyasynq.web",
+]
 
 
 def test_every_public_name_has_a_docstring() -> None:
