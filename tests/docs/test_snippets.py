@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .snippets import EXAMPLE_URL, Block, blocks, pages
+from .snippets import EXAMPLE_URL, ROOT, Block, blocks, pages
 
 BLOCK_TIMEOUT = 30.0  # seconds for one block; the examples take a few
 STOP_TIMEOUT = 20.0  # a background process must shut down within this after SIGTERM
@@ -132,7 +132,7 @@ def _stop(block: Block, proc: subprocess.Popen[bytes], log: Path) -> str | None:
 
 
 @pytest.mark.single_node
-@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_page_examples_run(page: Path, redis_url: str, r: object, tmp_path: Path) -> None:
     """Each page's runnable blocks, in order, on a flushed Redis."""
     _run_page(page, redis_url, tmp_path)
