@@ -76,5 +76,16 @@ bench-quick:
 bench-scale:
 	$(PY) -m benchmarks.scale $(BENCH_ARGS)
 
+# The documentation site (mkdocs.yml, docs/): HTML in build/site. --strict turns every
+# warning (a broken link, a reference to a name that does not exist) into a failure.
+.PHONY: docs
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -q --group docs
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
+
 clean:
 	rm -rf $(VENV) .venv-proto .pytest_cache .mypy_cache .ruff_cache benchmarks/.venv-peers

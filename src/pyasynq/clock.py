@@ -12,6 +12,9 @@ __all__ = ["Clock", "FakeClock", "RealClock"]
 
 @runtime_checkable
 class Clock(Protocol):
+    """Where a client, server or scheduler reads the time (``clock=`` argument): any
+    object with ``now()`` and ``now_ns()``."""
+
     def now(self) -> float:
         """Unix time in seconds."""
         ...
@@ -25,9 +28,11 @@ class RealClock:
     """The wall clock."""
 
     def now(self) -> float:
+        """Unix time in seconds (``time.time()``)."""
         return time.time()
 
     def now_ns(self) -> int:
+        """Unix time in nanoseconds (``time.time_ns()``)."""
         return time.time_ns()
 
 
@@ -39,17 +44,21 @@ class FakeClock:
         self._lock = threading.Lock()
 
     def now(self) -> float:
+        """The clock's time, Unix seconds."""
         with self._lock:
             return self._ns / 1_000_000_000
 
     def now_ns(self) -> int:
+        """The clock's time, Unix nanoseconds."""
         with self._lock:
             return self._ns
 
     def set(self, unix_seconds: float) -> None:
+        """Jump to ``unix_seconds``."""
         with self._lock:
             self._ns = int(unix_seconds * 1_000_000_000)
 
     def advance(self, seconds: float) -> None:
+        """Move forward by ``seconds``."""
         with self._lock:
             self._ns += int(seconds * 1_000_000_000)

@@ -81,6 +81,7 @@ class SentinelOptions:
         object.__setattr__(self, "sentinels", _check_addrs(self.sentinels, "sentinels"))
 
     def describe(self) -> str:
+        """A one-line description for logs and errors, without passwords."""
         hosts = ",".join(f"{h}:{p}" for h, p in self.sentinels)
         return f"sentinel {self.master_name}@{hosts}/{self.db}"
 
@@ -100,6 +101,7 @@ class ClusterOptions:
         object.__setattr__(self, "nodes", _check_addrs(self.nodes, "cluster"))
 
     def describe(self) -> str:
+        """A one-line description for logs and errors, without passwords."""
         return "cluster " + ",".join(f"{h}:{p}" for h, p in self.nodes)
 
 

@@ -40,6 +40,7 @@ class ResultWriter:
 
     @property
     def task_id(self) -> str:
+        """The id of the task whose result this writes."""
         return self._task_id
 
     def _check(self, data: object) -> bytes:
@@ -53,11 +54,15 @@ class ResultWriter:
         return bytes(data)
 
     async def write(self, data: bytes) -> int:
+        """Store ``data`` as the task's result (from ``async def`` handlers); returns its
+        length."""
         b = self._check(data)
         await self._write(b)
         return len(b)
 
     def write_sync(self, data: bytes) -> int:
+        """Store ``data`` as the task's result (from plain ``def`` handlers, which run on
+        worker threads); returns its length."""
         b = self._check(data)
         self._write_sync(b)
         return len(b)
@@ -83,6 +88,7 @@ class TaskContext:
         return self._done.is_set()
 
     def seconds_left(self) -> float:
+        """Seconds until the task's deadline (negative once it passed)."""
         return self.deadline.timestamp() - datetime.now(UTC).timestamp()
 
 

@@ -105,9 +105,12 @@ class EmbeddedRedis:
 
     @property
     def url(self) -> str:
+        """``redis://127.0.0.1:<port>/0``."""
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> Self:
+        """Start the server and wait up to ``timeout`` seconds until it answers; raises
+        RuntimeError (with the server's message) if it does not."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             self.binary,
@@ -148,6 +151,7 @@ class EmbeddedRedis:
             return False
 
     def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL) and remove a temporary data directory."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:

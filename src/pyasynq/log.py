@@ -15,6 +15,9 @@ __all__ = ["LogLevel", "Logger"]
 
 
 class LogLevel(IntEnum):
+    """asynq's five log levels, valued as the stdlib's (``WARN`` is ``logging.WARNING``,
+    ``FATAL`` is ``logging.CRITICAL``). Where a level is expected its name works too."""
+
     DEBUG = logging.DEBUG
     INFO = logging.INFO
     WARN = logging.WARNING

@@ -81,14 +81,17 @@ class QueueMetricsCollector(Collector):
         self.inspector = Inspector(inspector) if isinstance(inspector, str) else inspector
 
     def close(self) -> None:
+        """Close the Inspector if the collector made it (from a URL)."""
         if self._owned:
             self.inspector.close()
 
     def describe(self) -> Iterable[Metric]:
+        """The metric families, without reading Redis (prometheus_client's hook)."""
         # Named here so that registering does not scrape Redis.
         return list(self._families([]))
 
     def collect(self) -> Iterable[Metric]:
+        """The metrics of every queue, read from Redis now (called on each scrape)."""
         try:
             infos = self._queue_infos()
         except PyAsynqError as exc:

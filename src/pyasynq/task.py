@@ -45,6 +45,15 @@ class Task:
     Options given here are defaults; the same options given to ``enqueue`` override them.
     A payload of ``None`` is Go's nil payload, which differs from ``b""`` only in the
     uniqueness key.
+
+    Args:
+        type: The task type, which picks the handler (e.g. ``"email:welcome"``).
+        payload: The task's data as bytes (``Task.from_json`` encodes an object as JSON).
+        headers: String metadata carried with the task.
+        queue: Default for ``Client.enqueue``'s option of the same name; so are
+            ``max_retry``, ``task_id``, ``timeout``, ``deadline``, ``unique``,
+            ``process_at``, ``process_in``, ``retention`` and ``group`` (see
+            ``help(pyasynq.Client.enqueue)``).
     """
 
     __slots__ = ("_result_writer", "headers", "options", "payload", "type")

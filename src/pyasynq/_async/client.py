@@ -111,16 +111,57 @@ class AsyncClient:
         headers: Mapping[str, str] | None = None,
         wait_replicas: int | None = None,
     ) -> TaskInfo:
-        """Store ``task``; options given here override the task's own.
+        """Store ``task`` in Redis for a worker to process.
 
-        Raises TaskIDConflictError when ``task_id`` is taken in the queue and
-        DuplicateTaskError when a ``unique`` task with the same type and payload exists.
+        Options given here override the task's own (those given to ``Task(...)``); an
+        option given in neither place takes asynq's default. Durations are seconds
+        (``int``/``float``) or a ``timedelta``; points in time are Unix seconds or a
+        timezone-aware ``datetime``.
 
         During a failover the write is retried with backoff for up to the client's
         ``failover_timeout``; a retry that finds our own write already stored counts as
-        success. ``wait_replicas=N`` (default: the client's) makes the call return only
-        once N replicas have the task, and raise ReplicationError otherwise: use it when an
-        acknowledged task must survive the loss of the master.
+        success.
+
+        Args:
+            task: The task to store.
+            queue: The queue to put it in (default ``"default"``).
+            max_retry: Retries after the first failed attempt before the task is
+                archived (default 25; 0: archive at the first failure).
+            task_id: The task's id (default a random UUID). A second task with the same
+                id in the same queue is refused while the first exists.
+            timeout: How long one attempt may run (whole seconds). With neither
+                ``timeout`` nor ``deadline`` the timeout is 30 minutes; 0 with a deadline
+                means no timeout.
+            deadline: The time by which any attempt must end.
+            unique: Refuse a task with the same queue, type and payload for this long
+                (at least 1 s), or until this one succeeds or is deleted.
+            process_at: Run the task no earlier than this time (it is ``scheduled``
+                until then).
+            process_in: Run the task after this delay; give ``process_at`` or
+                ``process_in``, not both.
+            retention: Keep the task (and its result) this long after it succeeds, in
+                the ``completed`` state (default 0: delete it at once).
+            group: Put the task in this group of the queue, to be aggregated by a
+                server's ``group_aggregator`` (it is ``aggregating`` until then).
+            headers: String metadata carried with the task, merged over the task's own
+                headers (e.g. a trace id).
+            wait_replicas: Return only once this many replicas hold the task (default:
+                the client's ``wait_replicas``, normally 0): for a task that must survive
+                the loss of the master.
+
+        Returns:
+            TaskInfo: The stored task: its id, queue, state (``pending``, ``scheduled`` or
+            ``aggregating``) and next process time.
+
+        Raises:
+            TaskIDConflictError: ``task_id`` is taken in the queue.
+            DuplicateTaskError: A ``unique`` task with the same queue, type and payload
+                holds the lock.
+            ReplicationError: Fewer than ``wait_replicas`` replicas confirmed the task in
+                time.
+            BrokerError: Redis failed (after retrying for ``failover_timeout``).
+            ValueError: An option is invalid (nothing was written).
+            TypeError: An option has the wrong type (nothing was written).
         """
         options = given(
             queue=queue,

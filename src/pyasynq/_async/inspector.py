@@ -204,6 +204,7 @@ class AsyncInspector:
     async def list_pending_tasks(
         self, queue: str, *, page_size: int = PAGE_SIZE, page: int = 1
     ) -> list[TaskInfo]:
+        """One page of the queue's pending tasks, oldest first."""
         return await self.list_tasks(queue, TaskState.PENDING, page_size=page_size, page=page)
 
     async def list_active_tasks(
@@ -216,26 +217,31 @@ class AsyncInspector:
     async def list_scheduled_tasks(
         self, queue: str, *, page_size: int = PAGE_SIZE, page: int = 1
     ) -> list[TaskInfo]:
+        """One page of the queue's scheduled tasks, by the time they are due."""
         return await self.list_tasks(queue, TaskState.SCHEDULED, page_size=page_size, page=page)
 
     async def list_retry_tasks(
         self, queue: str, *, page_size: int = PAGE_SIZE, page: int = 1
     ) -> list[TaskInfo]:
+        """One page of the queue's tasks waiting for a retry, by retry time."""
         return await self.list_tasks(queue, TaskState.RETRY, page_size=page_size, page=page)
 
     async def list_archived_tasks(
         self, queue: str, *, page_size: int = PAGE_SIZE, page: int = 1
     ) -> list[TaskInfo]:
+        """One page of the queue's archived tasks, by archive time."""
         return await self.list_tasks(queue, TaskState.ARCHIVED, page_size=page_size, page=page)
 
     async def list_completed_tasks(
         self, queue: str, *, page_size: int = PAGE_SIZE, page: int = 1
     ) -> list[TaskInfo]:
+        """One page of the queue's completed tasks (kept for their retention), by expiry."""
         return await self.list_tasks(queue, TaskState.COMPLETED, page_size=page_size, page=page)
 
     async def list_aggregating_tasks(
         self, queue: str, group: str, *, page_size: int = PAGE_SIZE, page: int = 1
     ) -> list[TaskInfo]:
+        """One page of the tasks waiting in ``group`` of the queue, by time added."""
         _name(group, "group")
         return await self.list_tasks(
             queue, TaskState.AGGREGATING, group=group, page_size=page_size, page=page
@@ -333,31 +339,37 @@ class AsyncInspector:
     async def delete_all_pending_tasks(
         self, queue: str, *, on_progress: Progress | None = None
     ) -> int:
+        """Delete every pending task of the queue; returns the count."""
         return await self.delete_all_tasks(queue, TaskState.PENDING, on_progress=on_progress)
 
     async def delete_all_scheduled_tasks(
         self, queue: str, *, on_progress: Progress | None = None
     ) -> int:
+        """Delete every scheduled task of the queue; returns the count."""
         return await self.delete_all_tasks(queue, TaskState.SCHEDULED, on_progress=on_progress)
 
     async def delete_all_retry_tasks(
         self, queue: str, *, on_progress: Progress | None = None
     ) -> int:
+        """Delete every task waiting for a retry; returns the count."""
         return await self.delete_all_tasks(queue, TaskState.RETRY, on_progress=on_progress)
 
     async def delete_all_archived_tasks(
         self, queue: str, *, on_progress: Progress | None = None
     ) -> int:
+        """Delete every archived task of the queue; returns the count."""
         return await self.delete_all_tasks(queue, TaskState.ARCHIVED, on_progress=on_progress)
 
     async def delete_all_completed_tasks(
         self, queue: str, *, on_progress: Progress | None = None
     ) -> int:
+        """Delete every completed task of the queue; returns the count."""
         return await self.delete_all_tasks(queue, TaskState.COMPLETED, on_progress=on_progress)
 
     async def delete_all_aggregating_tasks(
         self, queue: str, group: str, *, on_progress: Progress | None = None
     ) -> int:
+        """Delete every task of ``group``; returns the count."""
         _name(group, "group")
         return await self.delete_all_tasks(
             queue, TaskState.AGGREGATING, group=group, on_progress=on_progress
@@ -366,19 +378,23 @@ class AsyncInspector:
     async def run_all_scheduled_tasks(
         self, queue: str, *, on_progress: Progress | None = None
     ) -> int:
+        """Make every scheduled task pending now; returns the count."""
         return await self.run_all_tasks(queue, TaskState.SCHEDULED, on_progress=on_progress)
 
     async def run_all_retry_tasks(self, queue: str, *, on_progress: Progress | None = None) -> int:
+        """Make every task waiting for a retry pending now; returns the count."""
         return await self.run_all_tasks(queue, TaskState.RETRY, on_progress=on_progress)
 
     async def run_all_archived_tasks(
         self, queue: str, *, on_progress: Progress | None = None
     ) -> int:
+        """Make every archived task pending again; returns the count."""
         return await self.run_all_tasks(queue, TaskState.ARCHIVED, on_progress=on_progress)
 
     async def run_all_aggregating_tasks(
         self, queue: str, group: str, *, on_progress: Progress | None = None
     ) -> int:
+        """Make every task of ``group`` pending without aggregating it; returns the count."""
         _name(group, "group")
         return await self.run_all_tasks(
             queue, TaskState.AGGREGATING, group=group, on_progress=on_progress
@@ -387,21 +403,25 @@ class AsyncInspector:
     async def archive_all_pending_tasks(
         self, queue: str, *, on_progress: Progress | None = None
     ) -> int:
+        """Archive every pending task of the queue; returns the count."""
         return await self.archive_all_tasks(queue, TaskState.PENDING, on_progress=on_progress)
 
     async def archive_all_scheduled_tasks(
         self, queue: str, *, on_progress: Progress | None = None
     ) -> int:
+        """Archive every scheduled task of the queue; returns the count."""
         return await self.archive_all_tasks(queue, TaskState.SCHEDULED, on_progress=on_progress)
 
     async def archive_all_retry_tasks(
         self, queue: str, *, on_progress: Progress | None = None
     ) -> int:
+        """Archive every task waiting for a retry; returns the count."""
         return await self.archive_all_tasks(queue, TaskState.RETRY, on_progress=on_progress)
 
     async def archive_all_aggregating_tasks(
         self, queue: str, group: str, *, on_progress: Progress | None = None
     ) -> int:
+        """Archive every task of ``group``; returns the count."""
         _name(group, "group")
         return await self.archive_all_tasks(
             queue, TaskState.AGGREGATING, group=group, on_progress=on_progress

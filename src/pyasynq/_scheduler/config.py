@@ -84,6 +84,7 @@ class SchedulerConfig:
             ) from None
 
     def seconds(self, name: str) -> float:
+        """A duration field as float seconds."""
         value = getattr(self, name)
         return float(value.total_seconds() if isinstance(value, timedelta) else value)
 

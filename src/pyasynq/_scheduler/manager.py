@@ -64,6 +64,7 @@ class PeriodicTaskConfig:
         return entry_identity(self.cronspec, self.task, strings)
 
     def validate(self) -> None:
+        """Raise ValueError unless the config has a spec, a Task and options."""
         if not isinstance(self.cronspec, str) or not self.cronspec:
             raise ValueError("PeriodicTaskConfig.cronspec must be a non-empty string")
         if not isinstance(self.task, Task):
@@ -135,12 +136,15 @@ class PeriodicTaskManager:
         self.scheduler._start_thread(self._initial_sync, self._sync_loop)
 
     def shutdown(self) -> None:
+        """Stop the scheduler (see :meth:`Scheduler.shutdown`)."""
         self.scheduler.shutdown()
 
     async def ashutdown(self) -> None:
+        """:meth:`shutdown` for async code."""
         await self.scheduler.ashutdown()
 
     async def serve(self, *, signals: bool = False) -> None:
+        """Sync once, then run in the current event loop until shutdown."""
         self.scheduler._claim()
         await self.scheduler._serve_claimed(signals, self._initial_sync, self._sync_loop)
 

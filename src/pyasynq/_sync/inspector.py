@@ -205,6 +205,7 @@ class Inspector:
     def list_pending_tasks(
         self, queue: str, *, page_size: int = PAGE_SIZE, page: int = 1
     ) -> list[TaskInfo]:
+        """One page of the queue's pending tasks, oldest first."""
         return self.list_tasks(queue, TaskState.PENDING, page_size=page_size, page=page)
 
     def list_active_tasks(
@@ -217,26 +218,31 @@ class Inspector:
     def list_scheduled_tasks(
         self, queue: str, *, page_size: int = PAGE_SIZE, page: int = 1
     ) -> list[TaskInfo]:
+        """One page of the queue's scheduled tasks, by the time they are due."""
         return self.list_tasks(queue, TaskState.SCHEDULED, page_size=page_size, page=page)
 
     def list_retry_tasks(
         self, queue: str, *, page_size: int = PAGE_SIZE, page: int = 1
     ) -> list[TaskInfo]:
+        """One page of the queue's tasks waiting for a retry, by retry time."""
         return self.list_tasks(queue, TaskState.RETRY, page_size=page_size, page=page)
 
     def list_archived_tasks(
         self, queue: str, *, page_size: int = PAGE_SIZE, page: int = 1
     ) -> list[TaskInfo]:
+        """One page of the queue's archived tasks, by archive time."""
         return self.list_tasks(queue, TaskState.ARCHIVED, page_size=page_size, page=page)
 
     def list_completed_tasks(
         self, queue: str, *, page_size: int = PAGE_SIZE, page: int = 1
     ) -> list[TaskInfo]:
+        """One page of the queue's completed tasks (kept for their retention), by expiry."""
         return self.list_tasks(queue, TaskState.COMPLETED, page_size=page_size, page=page)
 
     def list_aggregating_tasks(
         self, queue: str, group: str, *, page_size: int = PAGE_SIZE, page: int = 1
     ) -> list[TaskInfo]:
+        """One page of the tasks waiting in ``group`` of the queue, by time added."""
         _name(group, "group")
         return self.list_tasks(
             queue, TaskState.AGGREGATING, group=group, page_size=page_size, page=page
@@ -332,59 +338,73 @@ class Inspector:
         return self._bulk(queue, call, on_progress)
 
     def delete_all_pending_tasks(self, queue: str, *, on_progress: Progress | None = None) -> int:
+        """Delete every pending task of the queue; returns the count."""
         return self.delete_all_tasks(queue, TaskState.PENDING, on_progress=on_progress)
 
     def delete_all_scheduled_tasks(self, queue: str, *, on_progress: Progress | None = None) -> int:
+        """Delete every scheduled task of the queue; returns the count."""
         return self.delete_all_tasks(queue, TaskState.SCHEDULED, on_progress=on_progress)
 
     def delete_all_retry_tasks(self, queue: str, *, on_progress: Progress | None = None) -> int:
+        """Delete every task waiting for a retry; returns the count."""
         return self.delete_all_tasks(queue, TaskState.RETRY, on_progress=on_progress)
 
     def delete_all_archived_tasks(self, queue: str, *, on_progress: Progress | None = None) -> int:
+        """Delete every archived task of the queue; returns the count."""
         return self.delete_all_tasks(queue, TaskState.ARCHIVED, on_progress=on_progress)
 
     def delete_all_completed_tasks(self, queue: str, *, on_progress: Progress | None = None) -> int:
+        """Delete every completed task of the queue; returns the count."""
         return self.delete_all_tasks(queue, TaskState.COMPLETED, on_progress=on_progress)
 
     def delete_all_aggregating_tasks(
         self, queue: str, group: str, *, on_progress: Progress | None = None
     ) -> int:
+        """Delete every task of ``group``; returns the count."""
         _name(group, "group")
         return self.delete_all_tasks(
             queue, TaskState.AGGREGATING, group=group, on_progress=on_progress
         )
 
     def run_all_scheduled_tasks(self, queue: str, *, on_progress: Progress | None = None) -> int:
+        """Make every scheduled task pending now; returns the count."""
         return self.run_all_tasks(queue, TaskState.SCHEDULED, on_progress=on_progress)
 
     def run_all_retry_tasks(self, queue: str, *, on_progress: Progress | None = None) -> int:
+        """Make every task waiting for a retry pending now; returns the count."""
         return self.run_all_tasks(queue, TaskState.RETRY, on_progress=on_progress)
 
     def run_all_archived_tasks(self, queue: str, *, on_progress: Progress | None = None) -> int:
+        """Make every archived task pending again; returns the count."""
         return self.run_all_tasks(queue, TaskState.ARCHIVED, on_progress=on_progress)
 
     def run_all_aggregating_tasks(
         self, queue: str, group: str, *, on_progress: Progress | None = None
     ) -> int:
+        """Make every task of ``group`` pending without aggregating it; returns the count."""
         _name(group, "group")
         return self.run_all_tasks(
             queue, TaskState.AGGREGATING, group=group, on_progress=on_progress
         )
 
     def archive_all_pending_tasks(self, queue: str, *, on_progress: Progress | None = None) -> int:
+        """Archive every pending task of the queue; returns the count."""
         return self.archive_all_tasks(queue, TaskState.PENDING, on_progress=on_progress)
 
     def archive_all_scheduled_tasks(
         self, queue: str, *, on_progress: Progress | None = None
     ) -> int:
+        """Archive every scheduled task of the queue; returns the count."""
         return self.archive_all_tasks(queue, TaskState.SCHEDULED, on_progress=on_progress)
 
     def archive_all_retry_tasks(self, queue: str, *, on_progress: Progress | None = None) -> int:
+        """Archive every task waiting for a retry; returns the count."""
         return self.archive_all_tasks(queue, TaskState.RETRY, on_progress=on_progress)
 
     def archive_all_aggregating_tasks(
         self, queue: str, group: str, *, on_progress: Progress | None = None
     ) -> int:
+        """Archive every task of ``group``; returns the count."""
         _name(group, "group")
         return self.archive_all_tasks(
             queue, TaskState.AGGREGATING, group=group, on_progress=on_progress

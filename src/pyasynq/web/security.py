@@ -82,6 +82,7 @@ class BasicAuth:
         return bool(sep) and user_ok & password_ok
 
     def challenge(self) -> Response:
+        """The 401 response that makes a browser ask for the credentials."""
         return PlainTextResponse(
             "Authentication required.",
             status_code=401,

@@ -413,6 +413,8 @@ def groups(queue: str) -> Call:
 
 @dataclass(frozen=True, slots=True)
 class GroupInfo:
+    """A group of aggregating tasks: its name and how many tasks wait in it."""
+
     group: str
     size: int
 
