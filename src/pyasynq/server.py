@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import signal
 import threading
+import time
 from typing import Any
 
 from . import _eventloop
@@ -95,8 +96,38 @@ class Server:
 
     def run(self, handler: ServeMux | Handler) -> None:
         """Start, then block until SIGTERM/SIGINT (graceful shutdown). SIGTSTP stops
-        taking new tasks."""
+        taking new tasks. Returns within about shutdown_timeout plus a few seconds of the
+        signal, whatever the handlers do; a non-daemon thread a handler left running is
+        named in a warning (the interpreter waits for it at exit)."""
+        self._run(handler)
+
+    def _run(self, handler: ServeMux | Handler, exits: bool = False) -> list[threading.Thread]:
+        """:meth:`run`; returns the non-daemon threads started meanwhile that still run.
+        ``exits``: the caller ends the process without them (``pyasynq worker``)."""
+        before = set(threading.enumerate())
         _eventloop.run(self.serve(handler, signals=True), self.config.event_loop)
+        return self._lingering_threads(before, exits)
+
+    def _lingering_threads(
+        self, before: set[threading.Thread], exits: bool
+    ) -> list[threading.Thread]:
+        until = time.monotonic() + _eventloop.LINGER
+        left = []
+        for t in threading.enumerate():
+            if t in before or t.daemon or t is threading.current_thread():
+                continue
+            t.join(max(0.0, until - time.monotonic()))
+            if t.is_alive():
+                left.append(t)
+        for t in left:
+            self.log.warn(
+                "thread %r (non-daemon) is still running after shutdown; %s. Start it with "
+                "daemon=True, or end it in the handler that started it",
+                t.name,
+                "the worker exits without it" if exits
+                else "Python waits for non-daemon threads before the process can exit",
+            )  # fmt: skip
+        return left
 
     def start(self, handler: ServeMux | Handler) -> None:
         """Start processing on a background thread and return once it is running.
