@@ -44,8 +44,8 @@ class Canceled(Exception):
 _ASYNQ_TEXT: tuple[type[BaseException], ...] = (
     DeadlineExceeded, Canceled, LeaseExpiredError, HandlerNotFoundError, SkipRetry, RevokeTask,
 )  # fmt: skip
-# ... and of those, the ones the worker raised itself: their traceback says nothing.
-_NO_TRACEBACK = (DeadlineExceeded, Canceled, LeaseExpiredError, HandlerNotFoundError)
+# ... whose traceback says nothing: raised by the worker itself, or a deliberate signal.
+_NO_TRACEBACK = _ASYNQ_TEXT
 MAX_SITES = 1000  # distinct raising lines remembered for the first-time traceback
 # The worker's own frames between the event loop and the handler, left out of tracebacks.
 _OWN_FILES = frozenset(str(Path(__file__).with_name(n)) for n in ("processor.py", "threads.py")) | {
