@@ -86,7 +86,10 @@ def test_each_attempt_is_one_line_and_the_traceback_comes_once(
     head = 'task k (type "email:send", queue "default") failed; '
     assert lines[0][1].startswith(head + "retry 1/2 in 0s: KeyError: 'missing'\nTraceback")
     assert lines[1][1] == head + "retry 2/2 in 0s: KeyError: 'missing'"
-    assert lines[2][1] == head + "retry exhausted (2/2), archived: KeyError: 'missing'"
+    assert lines[2][1] == head + (
+        "retry exhausted (2/2), archived: KeyError: 'missing' "
+        "(to run it again: pyasynq task run -q default -i k)"
+    )
     # The traceback shows the handler, not the worker's own frames.
     assert 'raise KeyError("missing")' in lines[0][1]
     assert "processor.py" not in lines[0][1] and "mux.py" not in lines[0][1]
@@ -172,7 +175,11 @@ def test_skip_retry_revoke_and_not_counted_errors_say_what_happened(
     wait_for(lambda: about(log, "revoke"), what="the revoke line")
     who = 'task {0} (type "{0}", queue "default") failed; '
     assert about(log, "skip") == [
-        ("warn", who.format("skip") + "SkipRetry, archived without retrying: bad payload")
+        (
+            "warn",
+            who.format("skip") + "SkipRetry, archived without retrying: bad payload "
+            "(to run it again: pyasynq task run -q default -i skip)",
+        )
     ]
     assert about(log, "revoke") == [
         ("warn", who.format("revoke") + "RevokeTask, deleted without retrying: user deleted")

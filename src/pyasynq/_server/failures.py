@@ -89,16 +89,19 @@ class FailureLog:
             self._emit(LogLevel.INFO, msg, err, f"retry in {when} (not counted as a failure)")
 
     def archived(self, msg: TaskMessage, err: BaseException, skip: bool) -> None:
+        again = f" (to run it again: pyasynq task run -q {msg.queue} -i {msg.id})"
         if skip:
-            self._emit(LogLevel.WARN, msg, err, "SkipRetry, archived without retrying")
+            self._emit(LogLevel.WARN, msg, err, "SkipRetry, archived without retrying", again)
         else:
             outcome = f"retry exhausted ({msg.retried}/{msg.retry}), archived"
-            self._emit(LogLevel.ERROR, msg, err, outcome)
+            self._emit(LogLevel.ERROR, msg, err, outcome, again)
 
     def revoked(self, msg: TaskMessage, err: BaseException) -> None:
         self._emit(LogLevel.WARN, msg, err, "RevokeTask, deleted without retrying")
 
-    def _emit(self, level: LogLevel, msg: TaskMessage, err: BaseException, outcome: str) -> None:
+    def _emit(
+        self, level: LogLevel, msg: TaskMessage, err: BaseException, outcome: str, hint: str = ""
+    ) -> None:
         if isinstance(err, LeaseExpiredError) or not self._log.enabled(level):
             return  # a lost lease is told where the write is given up (Processor._write)
         who = f'task {msg.id} (type "{msg.type}", queue "{msg.queue}")'
@@ -111,6 +114,7 @@ class FailureLog:
                     f" (raised by the handler, {type(err).__name__} fails only this task;"
                     " the worker keeps running)"
                 )
+        line += hint
         self._log.log(level, "%s", line, exc=self._traceback(err))
 
     def _known(self) -> str:
