@@ -299,3 +299,22 @@ def test_shutdown_gives_up_on_an_async_handler_that_swallows_cancellation(
     assert time.monotonic() - t < 10
     assert queue_state(r)["pending"] == ["s"]
     assert log.find("task s ", "warn") and log.find("abandoned")
+
+
+def test_a_handler_running_on_past_its_deadline_is_reported_once(
+    servers: Servers, client: Client, r: redis.Redis, log: ListLogger
+) -> None:
+    async def stubborn(task: Task) -> None:
+        for _ in range(80):  # ends by itself, but long after its deadline
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.05)
+
+    client.enqueue(Task("t"), task_id="late", timeout=1)
+    servers.start(stubborn, retry_delay_func=later)
+    wait_for(lambda: r.zscore(keys.retry_key(Q), "late"), what="late in retry")
+    line = wait_for(lambda: log.find("still running"), what="the warning")
+    assert line == [
+        'task late (type "t", queue "default"): its async handler is still running 1s after '
+        "it was cancelled (does it catch CancelledError?); its outcome is written, the "
+        "handler runs on unsupervised"
+    ]

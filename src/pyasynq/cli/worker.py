@@ -117,10 +117,12 @@ def _run_one(url: str, config: ServerConfig, handler: Any) -> tuple[int, bool]:
 
     if not logging.getLogger().handlers:
         logging.basicConfig(
-            # --log-level reaches the stdlib handlers too, so `debug` shows debug lines.
-            level=min(logging.INFO, int(LogLevel.parse(config.log_level))),
+            level=logging.INFO,
             format="%(asctime)s %(levelname)s %(name)s pid=%(process)d %(message)s",
         )
+    # --log-level debug must reach the handler (the root's INFO dropped pyasynq's debug
+    # lines), without turning on every other library's debug output.
+    logging.getLogger("pyasynq").setLevel(int(LogLevel.parse(config.log_level)))
     try:
         left = Server(url, config=config)._run(handler, exits=True)
     except BrokerError as exc:
