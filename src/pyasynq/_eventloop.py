@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import threading
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
@@ -56,13 +58,17 @@ def run(coro: Coroutine[Any, Any, T], name: str, linger: float = LINGER) -> T:
     loop = make() if make is not None else asyncio.new_event_loop()
     if make is None:
         asyncio.set_event_loop(loop)
+    # Our own default executor (asyncio.to_thread), so that its close can be bounded:
+    # loop.shutdown_default_executor() joins its threads for ever.
+    executor = ThreadPoolExecutor(thread_name_prefix="asyncio")
+    loop.set_default_executor(executor)
     try:
         return loop.run_until_complete(coro)
     finally:
         try:
             _cancel_rest(loop, linger)
             _bounded(loop, loop.shutdown_asyncgens(), linger)
-            _bounded(loop, loop.shutdown_default_executor(), linger)
+            _shutdown(executor, linger)
         finally:
             if make is None:
                 asyncio.set_event_loop(None)
@@ -89,7 +95,14 @@ def _cancel_rest(loop: asyncio.AbstractEventLoop, linger: float) -> None:
 
 
 def _bounded(loop: asyncio.AbstractEventLoop, aw: Coroutine[Any, Any, None], linger: float) -> None:
-    # A thread of the default executor that never returns (asyncio.to_thread in a
-    # handler) is left behind; the process owner decides about it (cli/worker.py).
     with contextlib.suppress(TimeoutError):
         loop.run_until_complete(asyncio.wait_for(aw, linger))
+
+
+def _shutdown(executor: ThreadPoolExecutor, linger: float) -> None:
+    """Wait up to ``linger`` seconds for the executor's threads. One that never returns
+    (asyncio.to_thread in a handler) is left behind: the process owner decides about it
+    (Server.run names it, ``pyasynq worker`` exits without it)."""
+    waiter = threading.Thread(target=executor.shutdown, name="pyasynq-executor-close", daemon=True)
+    waiter.start()
+    waiter.join(linger)

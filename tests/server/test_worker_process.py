@@ -177,3 +177,14 @@ def test_sigterm_ends_a_worker_whose_def_handler_is_stuck(
     assert queue_state(r)["pending"] == ["st"]
     line = one_line_with(w.log, "still running in thread")
     assert "task st " in line
+
+
+def test_sigterm_ends_a_worker_whose_async_handler_waits_on_a_stuck_executor_thread(
+    start: Any, client: Client, r: redis.Redis
+) -> None:
+    w = start()
+    client.enqueue(Task("to_thread:stuck"), task_id="tt")
+    wait_for(lambda: r.lrange("app:started", 0, -1) == [b"tt"], what="the handler to start")
+    w.terminate()
+    assert queue_state(r)["pending"] == ["tt"]
+    assert "non-daemon" in one_line_with(w.log, "asyncio_")

@@ -68,6 +68,13 @@ def stuck_sync(task: pyasynq.Task) -> None:
     time.sleep(3600)
 
 
+@mux.handler("to_thread:stuck")
+async def to_thread_stuck(task: pyasynq.Task) -> None:
+    """Waits on a thread of the loop's default executor, which are non-daemon."""
+    _note("app:started")
+    await asyncio.to_thread(time.sleep, 3600)
+
+
 def later(retried: int, error: BaseException, task: pyasynq.Task) -> float:
     return 3600.0  # failed tasks wait in retry, where the test looks at them
 
