@@ -44,7 +44,14 @@ def factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 LINGER = 1.0  # seconds the loop's close waits for tasks that ignore their cancellation
-_abandoned: list[asyncio.Task[Any]] = []  # kept, so none is reported as destroyed pending
+_abandoned: set[asyncio.Task[Any]] = set()  # kept, so none is reported as destroyed pending
+
+
+def abandon(task: asyncio.Task[Any]) -> None:
+    """Give up on ``task`` (it ignored its cancellation): the loop's close will not wait
+    for it again."""
+    task._log_destroy_pending = False  # type: ignore[attr-defined]
+    _abandoned.add(task)
 
 
 def run(coro: Coroutine[Any, Any, T], name: str, linger: float = LINGER) -> T:
@@ -76,7 +83,7 @@ def run(coro: Coroutine[Any, Any, T], name: str, linger: float = LINGER) -> T:
 
 
 def _cancel_rest(loop: asyncio.AbstractEventLoop, linger: float) -> None:
-    rest = asyncio.all_tasks(loop)
+    rest = asyncio.all_tasks(loop) - _abandoned
     if not rest:
         return
     for t in rest:
@@ -84,8 +91,7 @@ def _cancel_rest(loop: asyncio.AbstractEventLoop, linger: float) -> None:
     loop.run_until_complete(asyncio.wait(rest, timeout=linger))
     for t in rest:
         if not t.done():
-            t._log_destroy_pending = False  # type: ignore[attr-defined]
-            _abandoned.append(t)
+            abandon(t)
         elif not t.cancelled() and t.exception() is not None:
             loop.call_exception_handler({
                 "message": "unhandled exception during shutdown",

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from pyasynq import _eventloop
 from pyasynq._rdb.codec import TaskMessage
 from pyasynq._rdb.ops import Op, processing
 from pyasynq.config import default_retry_delay
@@ -669,6 +670,7 @@ class Processor:
         for job in jobs:
             msg = self._lingering.get(job)
             if msg is not None:
+                _eventloop.abandon(job)
                 self.rt.log.warn(
                     "%s: its async handler is still running after it was cancelled (does it "
                     "catch CancelledError?); abandoned, the worker exits without it", _who(msg),
