@@ -119,14 +119,23 @@ class Server:
             t.join(max(0.0, until - time.monotonic()))
             if t.is_alive():
                 left.append(t)
+        outcome = (
+            "the worker exits without it" if exits
+            else "Python waits for non-daemon threads before the process can exit"
+        )  # fmt: skip
         for t in left:
-            self.log.warn(
-                "thread %r (non-daemon) is still running after shutdown; %s. Start it with "
-                "daemon=True, or end it in the handler that started it",
-                t.name,
-                "the worker exits without it" if exits
-                else "Python waits for non-daemon threads before the process can exit",
-            )  # fmt: skip
+            if t.name.startswith("asyncio_"):  # see _eventloop.run
+                self.log.warn(
+                    "thread %r (non-daemon) of the event loop's executor is still running "
+                    "after shutdown: a function a handler gave to asyncio.to_thread or "
+                    "run_in_executor has not returned; %s", t.name, outcome,
+                )  # fmt: skip
+            else:
+                self.log.warn(
+                    "thread %r (non-daemon) is still running after shutdown; %s. Start it "
+                    "with daemon=True, or end it in the handler that started it",
+                    t.name, outcome,
+                )  # fmt: skip
         return left
 
     def start(self, handler: ServeMux | Handler) -> None:
