@@ -74,11 +74,7 @@ class Logger:
             return
         text = msg % args if args else msg
         if exc is not None:  # asynq's interface takes one message: the traceback goes in it
-            parts = (
-                traceback.format_exception(*exc)
-                if isinstance(exc, tuple)
-                else (traceback.format_exception(exc))
-            )
+            parts = traceback.format_exception(*exc if isinstance(exc, tuple) else (exc,))
             text += "\n" + "".join(parts).rstrip()
         name = {
             LogLevel.DEBUG: ("debug",),
