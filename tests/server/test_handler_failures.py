@@ -318,3 +318,34 @@ def test_a_handler_running_on_past_its_deadline_is_reported_once(
         "it was cancelled (does it catch CancelledError?); its outcome is written, the "
         "handler runs on unsupervised"
     ]
+
+
+def test_run_names_a_non_daemon_thread_a_handler_left_running(
+    redis_url: str, client: Client, r: redis.Redis
+) -> None:
+    """run() in the main thread (it installs the signal handlers); a helper sends SIGTERM."""
+    import os
+    import signal
+
+    release = threading.Event()
+
+    def handler(task: Task) -> None:
+        threading.Thread(target=release.wait, name="left-behind", daemon=False).start()
+
+    log = ListLogger()
+    srv = Server(redis_url, **{**FAST, "logger": log})
+    client.enqueue(Task("t"), task_id="x")
+
+    def drive() -> None:
+        wait_for(lambda: r.get(keys.processed_total_key(Q)) == b"1", what="x processed")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    helper = threading.Thread(target=drive)
+    helper.start()
+    try:
+        srv.run(handler)
+    finally:
+        release.set()
+        helper.join()
+    assert log.find("thread 'left-behind' (non-daemon) is still running after shutdown; "
+                    "Python waits for non-daemon threads", "warn")  # fmt: skip
