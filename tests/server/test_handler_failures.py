@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import threading
 import time
 
@@ -324,9 +326,6 @@ def test_run_names_a_non_daemon_thread_a_handler_left_running(
     redis_url: str, client: Client, r: redis.Redis
 ) -> None:
     """run() in the main thread (it installs the signal handlers); a helper sends SIGTERM."""
-    import os
-    import signal
-
     release = threading.Event()
 
     def handler(task: Task) -> None:
