@@ -14,13 +14,14 @@ import contextlib
 import signal
 import threading
 import time
+from functools import partial
 from typing import Any
 
 from . import _eventloop
 from ._async.broker import AsyncBroker
 from ._async.connection import Target
 from ._rdb.ops import Command
-from ._server import metrics_hook
+from ._server import metrics_hook, watchdog
 from ._server.aggregator import Aggregator
 from ._server.base import Component, Runtime
 from ._server.forwarder import Forwarder
@@ -32,6 +33,7 @@ from ._server.recoverer import Recoverer
 from ._server.subscriber import Subscriber
 from ._server.syncer import Syncer
 from ._server.threads import ThreadRunner
+from ._server.watchdog import Watchdog
 from .clock import Clock, RealClock
 from .config import ServerConfig
 from .errors import BrokerError, ServerClosedError
@@ -77,6 +79,7 @@ class Server:
         self._shutdown_requested: asyncio.Event | None = None
         self._shutdown_flag = False  # shutdown asked before the loop existed
         self._closed: asyncio.Event | None = None
+        self._watchdog: Watchdog | None = None  # run() only: see _server/watchdog.py
 
     @property
     def runtime(self) -> Runtime | None:
@@ -105,7 +108,11 @@ class Server:
         """:meth:`run`; returns the non-daemon threads started meanwhile that still run.
         ``exits``: the caller ends the process without them (``pyasynq worker``)."""
         before = set(threading.enumerate())
-        _eventloop.run(self.serve(handler, signals=True), self.config.event_loop)
+        self._watchdog = Watchdog(self._redis, self._finished)
+        try:
+            _eventloop.run(self.serve(handler, signals=True), self.config.event_loop)
+        finally:
+            self._watchdog.cancel()
         return self._lingering_threads(before, exits)
 
     def _lingering_threads(
@@ -246,6 +253,13 @@ class Server:
             if self._processor is not None:
                 self._processor.notify()
 
+    def _on_signal(self, inner: Any, signum: int, frame: Any) -> None:
+        assert self._watchdog is not None
+        self._watchdog.rt = self._rt
+        self._watchdog.arm(self.config.seconds("shutdown_timeout") + watchdog.GRACE)
+        if callable(inner):
+            inner(signum, frame)
+
     def _request_shutdown(self) -> None:
         if self._shutdown_requested is not None:
             self._shutdown_requested.set()
@@ -323,6 +337,10 @@ class Server:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_shutdown)
+            if self._watchdog is not None:
+                # The loop learns of the signal through its wakeup fd; the Python-level
+                # handler also runs while a handler's code blocks the loop: arm there.
+                signal.signal(sig, partial(self._on_signal, signal.getsignal(sig)))
         if hasattr(signal, "SIGTSTP"):
             loop.add_signal_handler(signal.SIGTSTP, self._stop)
 

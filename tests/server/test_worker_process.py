@@ -188,3 +188,16 @@ def test_sigterm_ends_a_worker_whose_async_handler_waits_on_a_stuck_executor_thr
     w.terminate()
     assert queue_state(r)["pending"] == ["tt"]
     assert "non-daemon" in one_line_with(w.log, "asyncio_")
+
+
+def test_sigterm_ends_a_worker_whose_async_handler_blocks_the_event_loop(
+    start: Any, client: Client, r: redis.Redis
+) -> None:
+    w = start()
+    client.enqueue(Task("blocks:loop"), task_id="b")
+    wait_for(lambda: r.lrange("app:started", 0, -1) == [b"b"], what="the handler to start")
+    w.terminate()  # after shutdown_timeout (1 s) and the watchdog's grace (5 s)
+    assert w.proc.returncode == 1
+    assert queue_state(r)["pending"] == ["b"] and queue_state(r)["active"] == []
+    line = one_line_with(w.log, "event loop is blocked")
+    assert 'b (type "blocks:loop")' in line

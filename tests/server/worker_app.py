@@ -75,6 +75,13 @@ async def to_thread_stuck(task: pyasynq.Task) -> None:
     await asyncio.to_thread(time.sleep, 3600)
 
 
+@mux.handler("blocks:loop")
+async def blocks_loop(task: pyasynq.Task) -> None:
+    """Blocking code in an async handler: nothing else runs on the loop meanwhile."""
+    _note("app:started")
+    time.sleep(3600)  # noqa: ASYNC251 - the mistake under test
+
+
 def later(retried: int, error: BaseException, task: pyasynq.Task) -> float:
     return 3600.0  # failed tasks wait in retry, where the test looks at them
 
