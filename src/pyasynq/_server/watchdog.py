@@ -27,30 +27,40 @@ GRACE = 5.0  # seconds after shutdown_timeout: the usual shutdown's writes and s
 
 
 class Watchdog:
+    """Started with the server; :meth:`arm` (from a signal handler) starts the count,
+    :meth:`cancel` ends the thread."""
+
     def __init__(self, target: Any, finished: threading.Event, exit_code: int = 1) -> None:
         self._target = target
         self._finished = finished
         self._exit_code = exit_code
-        self._timer: threading.Timer | None = None
+        self._armed = threading.Event()
+        self._cancelled = threading.Event()
+        self._after = 0.0
+        # Started ahead: a signal handler only sets an event, it starts no thread.
+        self._thread = threading.Thread(target=self._main, name="pyasynq-watchdog", daemon=True)
+        self._thread.start()
         self.rt: Runtime | None = None
 
     def arm(self, seconds: float) -> None:
-        """Fire in ``seconds`` unless the server finished first; once (later calls no-op).
-        Safe in a signal handler: it only starts a timer thread."""
-        if self._timer is not None:
-            return
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.name = "pyasynq-watchdog"
-        self._timer.daemon = True
-        self._timer.start()
+        """Fire in ``seconds`` unless the server finished first; later calls change nothing."""
+        if not self._armed.is_set():
+            self._after = seconds
+            self._armed.set()
 
     def cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._cancelled.set()
+        self._armed.set()
+
+    def _main(self) -> None:
+        self._armed.wait()
+        if self._cancelled.wait(self._after) or self._finished.is_set():
+            return
+        self._fire()
 
     def _fire(self) -> None:
         rt = self.rt
-        if self._finished.is_set() or rt is None:
+        if rt is None:
             return
         active = rt.workers.snapshot()
         tasks = ", ".join(f'{t.msg.id} (type "{t.msg.type}")' for t in active) or "none"
