@@ -8,10 +8,17 @@ a stdlib :class:`logging.Logger` (used as-is) or any object with asynq's methods
 from __future__ import annotations
 
 import logging
+import traceback
 from enum import IntEnum
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeAlias
 
 __all__ = ["LogLevel", "Logger"]
+
+# What a message can carry to show a traceback: the exception, or (type, value, traceback).
+ExcInfo: TypeAlias = (
+    "BaseException | tuple[type[BaseException], BaseException, TracebackType | None] | None"
+)
 
 
 class LogLevel(IntEnum):
@@ -56,13 +63,22 @@ class Logger:
                     raise TypeError(f"logger must have a {m}() method (asynq's Logger interface)")
             self._user = target
 
-    def _emit(self, level: LogLevel, msg: str, args: tuple[Any, ...]) -> None:
+    def enabled(self, level: LogLevel) -> bool:
+        """Whether a message at ``level`` would be written (by a stdlib logger too)."""
+        if level < self.level:
+            return False
+        return self._std is None or self._std.isEnabledFor(int(level))
+
+    def _emit(self, level: LogLevel, msg: str, args: tuple[Any, ...], exc: ExcInfo = None) -> None:
         if level < self.level:
             return
         if self._std is not None:
-            self._std.log(int(level), msg, *args, stacklevel=3)
+            self._std.log(int(level), msg, *args, exc_info=exc, stacklevel=3)
             return
         text = msg % args if args else msg
+        if exc is not None:  # asynq's interface takes one message: the traceback goes in it
+            parts = traceback.format_exception(*exc if isinstance(exc, tuple) else (exc,))
+            text += "\n" + "".join(parts).rstrip()
         name = {
             LogLevel.DEBUG: ("debug",),
             LogLevel.INFO: ("info",),
@@ -76,14 +92,17 @@ class Logger:
                 fn(text)
                 return
 
-    def debug(self, msg: str, *args: Any) -> None:
-        self._emit(LogLevel.DEBUG, msg, args)
+    def log(self, level: LogLevel, msg: str, *args: Any, exc: ExcInfo = None) -> None:
+        self._emit(level, msg, args, exc)
 
-    def info(self, msg: str, *args: Any) -> None:
-        self._emit(LogLevel.INFO, msg, args)
+    def debug(self, msg: str, *args: Any, exc: ExcInfo = None) -> None:
+        self._emit(LogLevel.DEBUG, msg, args, exc)
 
-    def warn(self, msg: str, *args: Any) -> None:
-        self._emit(LogLevel.WARN, msg, args)
+    def info(self, msg: str, *args: Any, exc: ExcInfo = None) -> None:
+        self._emit(LogLevel.INFO, msg, args, exc)
 
-    def error(self, msg: str, *args: Any) -> None:
-        self._emit(LogLevel.ERROR, msg, args)
+    def warn(self, msg: str, *args: Any, exc: ExcInfo = None) -> None:
+        self._emit(LogLevel.WARN, msg, args, exc)
+
+    def error(self, msg: str, *args: Any, exc: ExcInfo = None) -> None:
+        self._emit(LogLevel.ERROR, msg, args, exc)

@@ -80,6 +80,10 @@ class ServeMux:
         pattern = self._pattern(task_type)
         return None if pattern is None else self._exact[pattern]
 
+    def patterns(self) -> list[str]:
+        """The registered types and prefixes, in the order they were registered."""
+        return list(self._exact)
+
     def _pattern(self, task_type: str) -> str | None:
         if task_type in self._exact:
             return task_type

@@ -13,12 +13,14 @@ import asyncio
 import contextlib
 import signal
 import threading
+import time
+from functools import partial
 from typing import Any
 
 from . import _eventloop
 from ._async.broker import AsyncBroker
 from ._async.connection import Target
-from ._server import metrics_hook
+from ._server import metrics_hook, watchdog
 from ._server.aggregator import Aggregator
 from ._server.base import Component, Runtime
 from ._server.forwarder import Forwarder
@@ -30,6 +32,7 @@ from ._server.recoverer import Recoverer
 from ._server.subscriber import Subscriber
 from ._server.syncer import Syncer
 from ._server.threads import ThreadRunner
+from ._server.watchdog import Watchdog
 from .clock import Clock, RealClock
 from .config import ServerConfig
 from .embedded import default_url
@@ -78,6 +81,7 @@ class Server:
         self._shutdown_requested: asyncio.Event | None = None
         self._shutdown_flag = False  # shutdown asked before the loop existed
         self._closed: asyncio.Event | None = None
+        self._watchdog: Watchdog | None = None  # run() only: see _server/watchdog.py
 
     @property
     def runtime(self) -> Runtime | None:
@@ -97,8 +101,51 @@ class Server:
 
     def run(self, handler: ServeMux | Handler) -> None:
         """Start, then block until SIGTERM/SIGINT (graceful shutdown). SIGTSTP stops
-        taking new tasks."""
-        _eventloop.run(self.serve(handler, signals=True), self.config.event_loop)
+        taking new tasks. Returns within about shutdown_timeout plus a few seconds of the
+        signal, whatever the handlers do; a non-daemon thread a handler left running is
+        named in a warning (the interpreter waits for it at exit)."""
+        self._run(handler)
+
+    def _run(self, handler: ServeMux | Handler, exits: bool = False) -> list[threading.Thread]:
+        """:meth:`run`; returns the non-daemon threads started meanwhile that still run.
+        ``exits``: the caller ends the process without them (``pyasynq worker``)."""
+        before = set(threading.enumerate())
+        self._watchdog = Watchdog(self._redis, self._finished)
+        try:
+            _eventloop.run(self.serve(handler, signals=True), self.config.event_loop)
+        finally:
+            self._watchdog.cancel()
+        return self._lingering_threads(before, exits)
+
+    def _lingering_threads(
+        self, before: set[threading.Thread], exits: bool
+    ) -> list[threading.Thread]:
+        until = time.monotonic() + _eventloop.LINGER
+        left = []
+        for t in threading.enumerate():
+            if t in before or t.daemon or t is threading.current_thread():
+                continue
+            t.join(max(0.0, until - time.monotonic()))
+            if t.is_alive():
+                left.append(t)
+        outcome = (
+            "the worker exits without it" if exits
+            else "Python waits for non-daemon threads before the process can exit"
+        )  # fmt: skip
+        for t in left:
+            if t.name.startswith("asyncio_"):  # see _eventloop.run
+                self.log.warn(
+                    "thread %r (non-daemon) of the event loop's executor is still running "
+                    "after shutdown: a function a handler gave to asyncio.to_thread or "
+                    "run_in_executor has not returned; %s", t.name, outcome,
+                )  # fmt: skip
+            else:
+                self.log.warn(
+                    "thread %r (non-daemon) is still running after shutdown; %s. Start it "
+                    "with daemon=True, or end it in the handler that started it",
+                    t.name, outcome,
+                )  # fmt: skip
+        return left
 
     def start(self, handler: ServeMux | Handler) -> None:
         """Start processing on a background thread and return once it is running.
@@ -208,6 +255,13 @@ class Server:
             if self._processor is not None:
                 self._processor.notify()
 
+    def _on_signal(self, inner: Any, signum: int, frame: Any) -> None:
+        assert self._watchdog is not None
+        self._watchdog.rt = self._rt
+        self._watchdog.arm(self.config.seconds("shutdown_timeout") + watchdog.GRACE)
+        if callable(inner):
+            inner(signum, frame)
+
     def _request_shutdown(self) -> None:
         if self._shutdown_requested is not None:
             self._shutdown_requested.set()
@@ -285,6 +339,10 @@ class Server:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_shutdown)
+            if self._watchdog is not None:
+                # The loop learns of the signal through its wakeup fd; the Python-level
+                # handler also runs while a handler's code blocks the loop: arm there.
+                signal.signal(sig, partial(self._on_signal, signal.getsignal(sig)))
         if hasattr(signal, "SIGTSTP"):
             loop.add_signal_handler(signal.SIGTSTP, self._stop)
 

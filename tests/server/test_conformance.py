@@ -24,6 +24,9 @@ Deliberate differences, checked here rather than hidden:
   appear in these scenarios at all.
 * The ``error_msg`` texts are the fixture's ``returned_error_string``: the handler raises
   an exception with that text, chained ``from SkipRetry()`` / ``from RevokeTask()``.
+  pyasynq stores the exception's type before its text (``HandlerError: <text>``, issue
+  14) where Go stores ``err.Error()``; the prefix is required, then removed, before the
+  comparison.
 """
 
 from __future__ import annotations
@@ -340,6 +343,13 @@ def strip_pyasynq_fields(dump: list[dict[str, Any]]) -> list[str]:
                 problems.append(f"{entry['key']}: field attempt left on a {state_blob} task")
         if "crashes" in fields:
             problems.append(f"{entry['key']}: unexpected field crashes")
+        msg = fields["msg"].get("decoded")
+        if msg and msg.get("error_msg"):
+            text = msg["error_msg"]
+            if text.startswith(f"{HandlerError.__name__}: "):
+                msg["error_msg"] = text.removeprefix(f"{HandlerError.__name__}: ")
+            else:
+                problems.append(f"{entry['key']}: error_msg {text!r} lacks the exception type")
     return problems
 
 

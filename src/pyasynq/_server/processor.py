@@ -22,16 +22,18 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from pyasynq import _eventloop
 from pyasynq._rdb.codec import TaskMessage
 from pyasynq._rdb.ops import Op, processing
 from pyasynq.config import default_retry_delay
-from pyasynq.context import ResultWriter, TaskContext, set_current
+from pyasynq.context import ResultWriter, TaskContext, _current, set_current
 from pyasynq.errors import BrokerError, LeaseExpiredError, RevokeTask, SkipRetry
 from pyasynq.options import NO_OPTIONS
 from pyasynq.task import Task
 
 from .base import ActiveTask, Runtime
 from .dangling import DanglingReport
+from .failures import Aborted, Canceled, DeadlineExceeded, FailureLog, error_text
 from .metrics_hook import report_task_done, report_task_start
 
 if TYPE_CHECKING:
@@ -41,26 +43,8 @@ if TYPE_CHECKING:
     from .syncer import Syncer
     from .threads import ThreadRunner
 
+LINGER = 1.0  # seconds a cancelled async handler gets to end before it is reported
 DEFAULT_TIMEOUT = 1800.0  # used when a task has neither timeout nor deadline (Go logs an error)
-
-
-class DeadlineExceeded(Exception):
-    def __init__(self) -> None:
-        super().__init__("context deadline exceeded")
-
-
-class Aborted(Exception):
-    """The shutdown timeout fired while the handler ran: requeue the task."""
-
-
-class Canceled(Exception):
-    def __init__(self) -> None:
-        super().__init__("context canceled")
-
-
-def error_text(exc: BaseException) -> str:
-    """What asynq stores in error_msg: the error's text."""
-    return str(exc) or type(exc).__name__
 
 
 def wraps(exc: BaseException, kind: type[BaseException]) -> bool:
@@ -294,6 +278,10 @@ class Processor:
         self._deadlines = Deadlines()
         self._stops: set[asyncio.Future[None]] = set()  # one per running handler, for abort
         self._dangling = DanglingReport(rt.log)
+        # Handlers whose context ended but which still run (an async one that catches
+        # CancelledError): watched, so shutdown can give up on them (see shutdown).
+        self._lingering: dict[asyncio.Task[BaseException | None], TaskMessage] = {}
+        self.failures = FailureLog(rt.log, mux)
 
     def queue_order(self) -> list[str]:
         """The order in which to try the queues for one dequeue (wire spec 5.1)."""
@@ -513,9 +501,17 @@ class Processor:
         )  # fmt: skip
         handler = self.mux.resolve(msg.type, self.threads.run)
 
-        async def call() -> None:
+        async def call() -> BaseException | None:
             set_current(ctx)
-            await handler(task)
+            try:
+                await handler(task)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                # SystemExit, KeyboardInterrupt & co. too: raised in a task, asyncio would
+                # re-raise them out of the event loop and end the whole worker.
+                return exc
+            return None
 
         job = loop.create_task(call())
         job.add_done_callback(lambda _: _resolve(stop))
@@ -531,11 +527,12 @@ class Processor:
         if job.done():
             if job.cancelled():  # the handler raised CancelledError itself
                 return Canceled()
-            return job.exception()
+            return job.result()
         # The handler is still running: end its context. An async handler is cancelled;
         # a sync one is abandoned (threads cannot be killed) and sees ctx.cancelled.
         active.cancel.set()
         job.cancel()
+        self._watch(job, msg)
         if self.abort.is_set():
             return Aborted()
         if active.lease_lost.is_set():
@@ -571,16 +568,21 @@ class Processor:
         op: Op | None = None
         done: DoneArgs | None = None
         if err is None or wraps(err, RevokeTask):
+            if err is not None:
+                self.failures.revoked(msg, err)
             if err is None and msg.retention > 0:
                 op = processing.mark_complete(msg, now, active.token)
             else:
                 done = (msg, now, active.token)  # processing.done, built only if sent alone
-        elif msg.retried >= msg.retry or wraps(err, SkipRetry):
+        elif (skip := wraps(err, SkipRetry)) or msg.retried >= msg.retry:
+            self.failures.archived(msg, err, skip)
             op = processing.archive(msg, now, error_text(err), active.token)
         else:
+            delay, counted = retry_delay(rt, msg, err), is_failure(rt, err)
+            self.failures.retrying(msg, err, delay, counted)
             op = processing.retry(
-                msg, now=now, retry_at=now + retry_delay(rt, msg, err),
-                err_msg=error_text(err), is_failure=is_failure(rt, err), token=active.token,
+                msg, now=now, retry_at=now + delay, err_msg=error_text(err),
+                is_failure=counted, token=active.token,
             )  # fmt: skip
         await self._write(active, op, done)
 
@@ -615,8 +617,10 @@ class Processor:
             res = handler(task, err)
             if inspect.isawaitable(res):
                 await res
-        except Exception as exc:
-            self.rt.log.error("error handler failed for task %s: %s", msg.id, exc)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self.rt.log.error("error handler failed for task %s: %s", msg.id, error_text(exc))
 
     async def shutdown(self) -> None:
         """Stop dequeuing, give running tasks ``shutdown_timeout`` to finish, then make the
@@ -632,10 +636,57 @@ class Processor:
         while self.running and loop.time() < until:
             await asyncio.wait(set(self.running), timeout=max(0.0, until - loop.time()))
         if self.running:
+            rt.log.warn(
+                "shutdown timeout (%gs) reached: requeueing %d task(s) still running",
+                rt.config.seconds("shutdown_timeout"), len(self._stops),
+            )  # fmt: skip
             self.abort.set()
             for stop in list(self._stops):
                 _resolve(stop)
             await asyncio.wait(set(self.running), timeout=5.0)
+        await self._give_up_lingering()
+        for thread, ctx in self.threads.busy():
+            rt.log.warn(
+                "%s: its def handler is still running in thread %s; abandoned (Python cannot "
+                "stop a thread), the worker exits without it", _who(ctx.get(_current)), thread,
+            )  # fmt: skip
+
+    def _watch(self, job: asyncio.Task[BaseException | None], msg: TaskMessage) -> None:
+        """Follow a handler whose context ended but whose asyncio task has not (yet)."""
+        self._lingering[job] = msg
+        job.add_done_callback(self._unwatch)
+        if not self.abort.is_set():
+            asyncio.get_running_loop().call_later(LINGER, self._still_running, job)
+
+    def _unwatch(self, job: asyncio.Task[BaseException | None]) -> None:
+        self._lingering.pop(job, None)
+
+    def _still_running(self, job: asyncio.Task[BaseException | None]) -> None:
+        msg = self._lingering.get(job)
+        if msg is not None and not self.abort.is_set():
+            self.rt.log.warn(
+                "%s: its async handler is still running %gs after it was cancelled (does it "
+                "catch CancelledError?); its outcome is written, the handler runs on "
+                "unsupervised", _who(msg), LINGER,
+            )  # fmt: skip
+
+    async def _give_up_lingering(self) -> None:
+        """Cancel once more the handlers that outlived their context, wait LINGER, and
+        abandon the rest, so that no handler can hold the shutdown up."""
+        if not self._lingering:
+            return
+        jobs = list(self._lingering)
+        for job in jobs:
+            job.cancel()
+        await asyncio.wait(jobs, timeout=LINGER)
+        for job in jobs:
+            msg = self._lingering.get(job)
+            if msg is not None:
+                _eventloop.abandon(job)
+                self.rt.log.warn(
+                    "%s: its async handler is still running after it was cancelled (does it "
+                    "catch CancelledError?); abandoned, the worker exits without it", _who(msg),
+                )  # fmt: skip
 
 
 def retry_delay(rt: Runtime, msg: TaskMessage, err: BaseException) -> float:
@@ -645,7 +696,7 @@ def retry_delay(rt: Runtime, msg: TaskMessage, err: BaseException) -> float:
     try:
         d: Any = rt.config.retry_delay_func(msg.retried, err, task)
         return float(d.total_seconds() if hasattr(d, "total_seconds") else d)
-    except Exception as exc:
+    except BaseException as exc:
         rt.log.error("retry_delay_func failed for task %s: %r; using the default", msg.id, exc)
         return default_retry_delay(msg.retried, err, task)
 
@@ -654,7 +705,7 @@ def is_failure(rt: Runtime, err: BaseException) -> bool:
     """The user's is_failure(err); True when it fails."""
     try:
         return bool(rt.config.is_failure(err))
-    except Exception as exc:
+    except BaseException as exc:
         rt.log.error("is_failure failed: %r; counting the error as a failure", exc)
         return True
 
@@ -665,6 +716,13 @@ def _log_failure(rt: Runtime, what: str) -> Callable[[asyncio.Task[Any]], None]:
             rt.log.error("processor: %s failed: %s", what, exc)
 
     return check
+
+
+def _who(task: TaskMessage | TaskContext | None) -> str:
+    """How a log line names a task."""
+    if task is None:
+        return "a task"
+    return f'task {task.id} (type "{task.type}", queue "{task.queue}")'
 
 
 def _single(op: Op | None, done: DoneArgs | None) -> Op:

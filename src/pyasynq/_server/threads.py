@@ -29,6 +29,8 @@ class ThreadRunner:
         self._idle = 0
         self._threads = 0
         self._closed = False
+        # What each thread runs now (the caller's context), for the shutdown report.
+        self._running: dict[int, tuple[str, contextvars.Context]] = {}
 
     @property
     def threads(self) -> int:
@@ -61,10 +63,13 @@ class ThreadRunner:
             if job is _STOP:
                 return
             fut, loop, ctx, fn, args = job
+            me = threading.get_ident()
+            self._running[me] = (threading.current_thread().name, ctx)
             try:
                 result, error = ctx.run(fn, *args), None
             except BaseException as exc:
                 result, error = None, exc
+            del self._running[me]
             # An abandoned handler may return after the server's loop closed: then nobody
             # waits for the result any more.
             with contextlib.suppress(RuntimeError):
@@ -74,6 +79,10 @@ class ThreadRunner:
                     self._threads -= 1
                     return
                 self._idle += 1
+
+    def busy(self) -> list[tuple[str, contextvars.Context]]:
+        """(thread name, the caller's context) for each thread running a function now."""
+        return list(self._running.values())
 
     def close(self) -> None:
         """Let idle threads exit; busy (possibly abandoned) ones finish on their own."""

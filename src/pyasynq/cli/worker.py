@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import signal
 import subprocess
@@ -88,19 +89,30 @@ def run(args: argparse.Namespace) -> int:
     if not isinstance(handler, ServeMux) and not callable(handler):
         raise UsageError(f"{args.target} is neither a ServeMux nor a callable handler")
     url, embedded = redis_url(args.redis_url)
+    stranded = False
     try:
         if args.processes == 1:
-            return _run_one(url, config, handler)
-        return _supervise(url, args)
+            code, stranded = _run_one(url, config, handler)
+        else:
+            code = _supervise(url, args)
     finally:
         if embedded is not None:
             embedded.release()
+    if stranded:
+        # A handler's non-daemon thread would keep the process alive for ever (the
+        # Server warned which): the worker is done, so end without waiting for it.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
-def _run_one(url: str, config: ServerConfig, handler: Any) -> int:
-    import logging
-
+def _run_one(url: str, config: ServerConfig, handler: Any) -> tuple[int, bool]:
+    """Run one worker; returns its exit status and whether threads a handler started
+    are still running."""
     from pyasynq.errors import BrokerError
+    from pyasynq.log import LogLevel
     from pyasynq.server import Server
 
     if not logging.getLogger().handlers:
@@ -108,11 +120,14 @@ def _run_one(url: str, config: ServerConfig, handler: Any) -> int:
             level=logging.INFO,
             format="%(asctime)s %(levelname)s %(name)s pid=%(process)d %(message)s",
         )
+    # --log-level debug must reach the handler (the root's INFO dropped pyasynq's debug
+    # lines), without turning on every other library's debug output.
+    logging.getLogger("pyasynq").setLevel(int(LogLevel.parse(config.log_level)))
     try:
-        Server(url, config=config).run(handler)
+        left = Server(url, config=config)._run(handler, exits=True)
     except BrokerError as exc:
         raise UsageError(str(exc)) from exc
-    return 0
+    return 0, bool(left)
 
 
 def _child_argv(url: str, args: argparse.Namespace, index: int = 0) -> list[str]:
