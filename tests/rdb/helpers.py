@@ -15,6 +15,7 @@ state decoded into plain Python values (str ids, float scores, TaskMessage), rea
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,12 @@ def _hset(r: redis.Redis, msg: TaskMessage, state: str, **extra: Any) -> None:
     r.sadd(keys.ALL_QUEUES, msg.queue)
 
 
+def fence(token: str, msg: TaskMessage | bytes) -> str:
+    """The ``attempt`` field pyasynq's dequeue writes: ``"<token> <SHA-1 of msg>"``."""
+    data = msg if isinstance(msg, bytes) else encode_task(msg)
+    return f"{token} {hashlib.sha1(data).hexdigest()}"
+
+
 def seed_unique_lock(r: redis.Redis, msg: TaskMessage, *, ttl: int = 3600) -> None:
     """The uniqueness lock for ``msg`` (its ``unique_key``), owned by ``msg.id``."""
     assert msg.unique_key, "the message has no unique_key"
@@ -82,12 +89,13 @@ def seed_active(
     crashes: int | None = None,
 ) -> None:
     """In active (head) and lease, state=active; ``attempt``/``crashes`` are pyasynq's
-    fencing token and crash counter fields."""
+    fencing token and crash counter fields (the token is stored as pyasynq's dequeue
+    stores it, with the SHA-1 of the msg: see :func:`fence`)."""
     _hset(
         r,
         msg,
         "active",
-        attempt=attempt,
+        attempt=None if attempt is None else fence(attempt, msg),
         crashes=crashes,
         unique_key=msg.unique_key or None,
     )

@@ -10,6 +10,7 @@ import time
 import redis
 from rdb.helpers import (
     counters,
+    fence,
     make_msg,
     queue_state,
     seed_active,
@@ -48,7 +49,7 @@ def test_expired_lease_goes_to_retry(servers: Servers, r: redis.Redis) -> None:
     assert (c.processed.value, c.failed.value) == (1, 1)
     # A lease that has not expired (lease_duration ago) is left alone.
     assert queue_state(r)["active"] == ["fresh"]
-    assert task_hash(r, Q, "fresh")["attempt"] == b"live-w"
+    assert task_hash(r, Q, "fresh")["attempt"] == fence("live-w", make_msg("fresh")).encode()
 
 
 def test_expired_lease_with_no_retries_left_is_archived(servers: Servers, r: redis.Redis) -> None:

@@ -10,8 +10,12 @@
 -- Returns [task id, encoded TaskMessage], or nil when the queue is paused or empty.
 -- (Go returns the msg alone; pyasynq also needs the id to quarantine an undecodable msg.)
 -- As in Go: RPOPLPUSH pending (tail = oldest) to active (head), state=active,
--- pending_since deleted, lease score = ARGV[1]. pyasynq also stores the attempt token in
--- field `attempt`, which later writes compare to detect a lost lease.
+-- pending_since deleted, lease score = ARGV[1]. pyasynq also stores the attempt token and
+-- the SHA-1 of msg in field `attempt` ("<token> <sha1hex>"), which later writes compare to
+-- detect a lost lease: a new pyasynq dequeue changes the token, pyasynq's recoverer,
+-- forwarder and outcomes delete the field, and Go's recoverer (which never touches
+-- `attempt`) always rewrites msg (error_msg, last_failed_at), so a Go takeover changes the
+-- SHA-1.
 -- pyasynq robustness: an id without a task hash (or without `msg`) is taken back out of
 -- active and recorded in the quarantine hash (id -> reason), then the next id is tried, at
 -- most 10 times per call, so a dangling id never blocks the queue.
@@ -27,7 +31,8 @@ for _ = 1, 10 do
     local msg = redis.call("HGET", key, "msg")
     if msg then
         if ARGV[3] ~= "" then
-            redis.call("HSET", key, "state", "active", "attempt", ARGV[3])
+            local fence = ARGV[3] .. " " .. redis.sha1hex(msg)
+            redis.call("HSET", key, "state", "active", "attempt", fence)
             redis.call("HDEL", key, "pending_since")
         else
             redis.call("HSET", key, "state", "active")
