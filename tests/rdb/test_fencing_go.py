@@ -174,9 +174,8 @@ def test_the_same_worker_still_writes_when_nobody_took_the_task(b, r, now):
     msg = make_msg("t1")
     seed_pending(r, msg)
     b.run(p.dequeue(Q, now, "mine"))
-    assert p.extend_leases_result(b.run(p.extend_leases(Q, [("t1", "mine")], now + 60))) == [
-        "t1"
-    ]
+    extended = p.extend_leases_result(b.run(p.extend_leases(Q, [("t1", "mine")], now + 60)))
+    assert extended == ["t1"]
     run_write(b, p.done(msg, now, "mine"))
     assert task_fields(r, Q, "t1") == {}
     assert queue_state(r)["active"] == []

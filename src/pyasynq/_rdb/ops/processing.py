@@ -4,16 +4,20 @@ send (wire spec 3.6 to 3.14 and 3.18).
 pyasynq extensions, invisible to Go (Go ignores unknown hash fields and never reads
 ``asynq:{q}:pyasynq:quarantine``):
 
-* **Fencing.** :func:`dequeue` stores an attempt token in the task hash field ``attempt``.
-  :func:`done`, :func:`mark_complete`, :func:`requeue`, :func:`retry` and :func:`archive`
-  take the token back; when it is non-empty and the hash holds a different one, the script
-  changes nothing and answers ``LEASE LOST`` (mapped to
-  :class:`~pyasynq.errors.LeaseExpiredError`): the task was recovered and dequeued again
-  after this worker's lease ran out. An empty token skips the check; the recoverer, which
-  acts on expired leases, passes one. Every successful write deletes ``attempt``.
-* **Crash counter.** ``retry``/``archive`` with ``crashed=True`` (recoverer only) add 1 to
-  the hash field ``crashes``; :func:`list_lease_expired` reports it, so a task that keeps
-  killing its worker can be archived after a few recoveries.
+* **Fencing.** :func:`dequeue` stores the attempt token and the SHA-1 of the task's msg in
+  the task hash field ``attempt`` (``"<token> <sha1hex>"``). :func:`done`,
+  :func:`mark_complete`, :func:`requeue`, :func:`retry`, :func:`archive` and
+  :func:`extend_leases` take the token back; when it is non-empty and the hash holds another
+  token, none, or a msg with another SHA-1, the script changes nothing and answers
+  ``LEASE LOST`` (mapped to :class:`~pyasynq.errors.LeaseExpiredError`): the task was
+  taken over after this worker's lease ran out, by a pyasynq worker (new token), pyasynq's
+  recoverer (field deleted) or Go's recoverer (which keeps ``attempt`` but always rewrites
+  msg). An empty token skips the check; the recoverer, which acts on expired leases,
+  passes one. Every successful write deletes ``attempt``.
+* **Crash counter.** ``retry``/``archive`` with ``crashed=True`` (the recoverer, when
+  ``ServerConfig.max_crash_recoveries`` is set) add 1 to the hash field ``crashes``;
+  :func:`list_lease_expired` reports it, so a task that keeps killing its worker can be
+  archived after a few recoveries.
 * **Quarantine.** An id without a task hash, or whose ``msg`` cannot be decoded, is taken
   out of circulation and recorded (id -> reason) instead of blocking the queue.
 
