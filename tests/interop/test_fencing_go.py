@@ -9,8 +9,9 @@ The case, with real processes:
    held in the proxy; then it SIGSTOPs the worker. The outcome was sent while the worker's
    lease was valid, so no local check can stop it: only Redis can.
 2. Go's recoverer takes only leases that expired 30 s ago or more (clock-skew margin, asynq
-   v0.26 recoverer.go); instead of waiting those 30 s the test moves the lease score back
-   by 31 s, which is the state 30 s more of stall would leave.
+   v0.26 recoverer.go); instead of waiting those 30 s the test moves the lease back by 31 s,
+   and with it the expiry pyasynq's fence records (``attempt`` = "<token> <expiry>"), which
+   is the state 31 s more of stall would leave: the fence still holds until Go acts.
 3. A Go server (``cmd/fencing_server``) starts: its recoverer runs at start, retries the
    task (retried 1, error "asynq: task lease expired"), its forwarder moves it to pending
    and its processor runs it. The Go handler holds the task.
@@ -257,8 +258,8 @@ def _run_case(  # noqa: PLR0917 (one scenario, its parts)
     wait_for(lambda: b":processed" in proxy.held(), "the pyasynq outcome to be sent")
     os.kill(worker.pid, signal.SIGSTOP)
 
-    # 2. 30 s more of stall, as far as Go's recoverer can tell.
-    assert r.zadd(keys.lease_key(QUEUE), {tid: time.time() - 31}, xx=True) == 0
+    # 2. 31 s more of stall, as far as Go's recoverer can tell.
+    _move_lease(r, tid, int(time.time()) - 31)
     assert r.hget(task_key, "state") == b"active"
 
     # 3. A Go server recovers the task and runs it; its handler holds it.
@@ -304,6 +305,20 @@ def _run_case(  # noqa: PLR0917 (one scenario, its parts)
     go.wait(15)
     text = go_log.read_text()
     assert "NOT FOUND" not in text and "Could not" not in text, text
+
+
+def _move_lease(r: redis.Redis, tid: str, new: int) -> None:
+    """Set the task's lease score to ``new``, and the expiry pyasynq's fence records beside
+    its token when it records one (the field then ends with the score)."""
+    lease, key = keys.lease_key(QUEUE), keys.task_key(QUEUE, tid)
+    score = int(r.zscore(lease, tid) or 0)
+    attempt = (r.hget(key, "attempt") or b"").decode()
+    with r.pipeline(transaction=True) as p:
+        p.zadd(lease, {tid: new}, xx=True)
+        if attempt.endswith(f" {score}"):
+            p.hset(key, "attempt", f"{attempt[: -len(str(score))]}{new}")
+        p.execute()
+    assert new <= time.time() - 30
 
 
 def _read(path: Path) -> str:

@@ -15,7 +15,6 @@ state decoded into plain Python values (str ids, float scores, TaskMessage), rea
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,10 +61,11 @@ def _hset(r: redis.Redis, msg: TaskMessage, state: str, **extra: Any) -> None:
     r.sadd(keys.ALL_QUEUES, msg.queue)
 
 
-def fence(token: str, msg: TaskMessage | bytes) -> str:
-    """The ``attempt`` field pyasynq's dequeue writes: ``"<token> <SHA-1 of msg>"``."""
-    data = msg if isinstance(msg, bytes) else encode_task(msg)
-    return f"{token} {hashlib.sha1(data).hexdigest()}"
+def fence(token: str, lease_expiry: float) -> str:
+    """The ``attempt`` field pyasynq's dequeue writes: ``"<token> <lease expiry>"``, the
+    expiry as Redis prints the lease score."""
+    score = int(lease_expiry) if float(lease_expiry).is_integer() else lease_expiry
+    return f"{token} {score}"
 
 
 def seed_unique_lock(r: redis.Redis, msg: TaskMessage, *, ttl: int = 3600) -> None:
@@ -90,12 +90,12 @@ def seed_active(
 ) -> None:
     """In active (head) and lease, state=active; ``attempt``/``crashes`` are pyasynq's
     fencing token and crash counter fields (the token is stored as pyasynq's dequeue
-    stores it, with the SHA-1 of the msg: see :func:`fence`)."""
+    stores it, with the lease expiry: see :func:`fence`)."""
     _hset(
         r,
         msg,
         "active",
-        attempt=None if attempt is None else fence(attempt, msg),
+        attempt=None if attempt is None else fence(attempt, lease_expiry),
         crashes=crashes,
         unique_key=msg.unique_key or None,
     )

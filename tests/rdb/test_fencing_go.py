@@ -2,10 +2,10 @@
 a task that Go asynq took over, although Go's scripts never touch pyasynq's ``attempt``.
 
 Go's side is run by hand, command by command, as asynq v0.26 runs it (wire spec 3.6, 3.10,
-3.11, 3.12): its recoverer retries (or archives) a lease-expired task with a rewritten msg
-(error_msg "asynq: task lease expired", last_failed_at now, retried + 1), its forwarder
-moves it back to pending, its dequeue leases it again. ``attempt`` survives all of that;
-the msg does not, and pyasynq's fence covers the msg's SHA-1.
+3.11, 3.12): its recoverer retries (or archives) a lease that expired 30 s ago or more, its
+forwarder moves the task back to pending, its dequeue leases it until now + 30 s. ``attempt``
+survives all of that; the lease score does not, and pyasynq's fence is "<token> <the lease
+expiry this attempt wrote>".
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def test_a_stale_write_after_a_go_takeover_is_refused_and_changes_nothing(b, r, 
 
 
 def test_a_go_recovery_that_is_no_failure_still_breaks_the_fence(b, r, now):
-    # IsFailure false: retried stays, but error_msg and last_failed_at still change.
+    # IsFailure false: retried stays; Go's new lease still breaks the fence.
     msg = stale_pyasynq_then_go_takeover(r, b, make_msg("t1"), now, is_failure=False)
     before = snapshot(r)
     assert isinstance(_reply(b, "done", WRITES["done"](msg, now + 62)), LeaseExpiredError)
@@ -149,11 +149,22 @@ def test_a_go_recovery_that_is_no_failure_still_breaks_the_fence(b, r, now):
 
 def test_the_stale_heartbeat_does_not_extend_gos_lease(b, r, now):
     stale_pyasynq_then_go_takeover(r, b, make_msg("t1"), now)
+    before = snapshot(r)
 
     got = p.extend_leases_result(b.run(p.extend_leases(Q, [("t1", "stale")], now + 500)))
 
     assert got == []
+    assert snapshot(r) == before
     assert queue_state(r)["lease"] == [("t1", now + 91)]
+
+
+def test_a_go_worker_extending_its_lease_keeps_the_stale_worker_out(b, r, now):
+    # Go's heartbeat: ZADD lease XX now + 30, a score the stale worker never wrote.
+    msg = stale_pyasynq_then_go_takeover(r, b, make_msg("t1"), now)
+    r.zadd(keys.lease_key(Q), {"t1": now + 95}, xx=True)
+    before = snapshot(r)
+    assert isinstance(_reply(b, "done_many", WRITES["done_many"](msg, now + 66)), LeaseExpiredError)
+    assert snapshot(r) == before
 
 
 def test_a_stale_write_after_go_archived_the_task_changes_nothing(b, r, now):
@@ -169,13 +180,16 @@ def test_a_stale_write_after_go_archived_the_task_changes_nothing(b, r, now):
     assert snapshot(r) == before
 
 
-def test_the_same_worker_still_writes_when_nobody_took_the_task(b, r, now):
-    # The control: the fence is the worker's own until someone else changes the task.
+def test_the_same_worker_still_writes_after_extending_its_lease(b, r, now):
+    # The control: each extension moves the lease and the fence together, atomically, so
+    # the worker's outcome never races its own heartbeat.
     msg = make_msg("t1")
     seed_pending(r, msg)
     b.run(p.dequeue(Q, now, "mine"))
-    extended = p.extend_leases_result(b.run(p.extend_leases(Q, [("t1", "mine")], now + 60)))
-    assert extended == ["t1"]
+    for until in (now + 40, now + 50):
+        extended = p.extend_leases_result(b.run(p.extend_leases(Q, [("t1", "mine")], until)))
+        assert extended == ["t1"]
+        assert task_fields(r, Q, "t1")["attempt"] == f"mine {int(until)}"
     run_write(b, p.done(msg, now, "mine"))
     assert task_fields(r, Q, "t1") == {}
     assert queue_state(r)["active"] == []

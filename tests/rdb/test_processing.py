@@ -71,7 +71,7 @@ def test_dequeue_moves_the_oldest_pending_task_to_active(b, r, now):
     assert task_hash(r, Q, "t1") == {
         "msg": encode_task(m1),
         "state": b"active",
-        "attempt": fence("tok-1", m1).encode(),
+        "attempt": fence("tok-1", now + 30).encode(),
     }
     assert task_fields(r, Q, "t2")["pending_since"] == "456"
 
@@ -169,7 +169,7 @@ def test_dequeue_many_takes_up_to_n_oldest_first(b, r, now):
     assert s["active"] == ["t1", "t0"]
     assert s["lease"] == [("t0", now + 30), ("t1", now + 30)]
     for tid in ("t0", "t1"):
-        assert task_fields(r, Q, tid)["attempt"] == fence("tok", make_msg(tid))
+        assert task_fields(r, Q, tid)["attempt"] == fence("tok", now + 30)
         assert task_fields(r, Q, tid)["state"] == "active"
         assert "pending_since" not in task_fields(r, Q, tid)
 
@@ -340,7 +340,7 @@ def test_errors_raised_by_broker_run_map_the_same_way(b, r, now):
     with pytest.raises(BrokerError) as info:
         b.run(p.done(m, now, "y"))
     assert isinstance(p.map_error(info.value), LeaseExpiredError)
-    r.hset(keys.task_key(Q, "t1"), "attempt", fence("y", m))
+    r.hset(keys.task_key(Q, "t1"), "attempt", fence("y", now + 30))
     r.delete(keys.active_key(Q))
     with pytest.raises(BrokerError) as info:
         b.run(p.done(m, now, "y"))

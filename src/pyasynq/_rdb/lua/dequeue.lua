@@ -4,24 +4,27 @@
 -- KEYS[3] active list
 -- KEYS[4] lease zset
 -- KEYS[5] quarantine hash asynq:{q}:pyasynq:quarantine (pyasynq only)
--- ARGV[1] lease expiry, Unix seconds (now + 30 s)
+-- ARGV[1] lease expiry, integer Unix seconds (now + 30 s)
 -- ARGV[2] task key prefix asynq:{q}:t:
 -- ARGV[3] attempt token (pyasynq fencing; "" = none)
 -- Returns [task id, encoded TaskMessage], or nil when the queue is paused or empty.
 -- (Go returns the msg alone; pyasynq also needs the id to quarantine an undecodable msg.)
 -- As in Go: RPOPLPUSH pending (tail = oldest) to active (head), state=active,
 -- pending_since deleted, lease score = ARGV[1]. pyasynq also stores the attempt token and
--- the SHA-1 of msg in field `attempt` ("<token> <sha1hex>"), which later writes compare to
--- detect a lost lease: a new pyasynq dequeue changes the token, pyasynq's recoverer,
--- forwarder and outcomes delete the field, and Go's recoverer (which never touches
--- `attempt`) always rewrites msg (error_msg, last_failed_at), so a Go takeover changes the
--- SHA-1.
+-- the lease expiry it wrote in field `attempt` ("<token> <expiry>"; extend_leases.lua keeps
+-- the expiry current). Later writes go ahead only while `attempt` equals their token, a
+-- space and the id's current lease score: another pyasynq dequeue changes the token,
+-- pyasynq's recoverer, forwarder and outcomes delete the field, and Go, which never
+-- touches `attempt`, can only run the task again through its recoverer and its dequeue,
+-- which leases it until Go's now + 30 s, at least 60 s after the lease Go found expired
+-- (its recoverer takes leases expired 30 s ago): the score no longer matches.
 -- pyasynq robustness: an id without a task hash (or without `msg`) is taken back out of
 -- active and recorded in the quarantine hash (id -> reason), then the next id is tried, at
 -- most 10 times per call, so a dangling id never blocks the queue.
 if redis.call("EXISTS", KEYS[2]) == 1 then
     return nil
 end
+local fence = ARGV[3] .. " " .. ARGV[1]
 for _ = 1, 10 do
     local id = redis.call("RPOPLPUSH", KEYS[1], KEYS[3])
     if not id then
@@ -31,7 +34,6 @@ for _ = 1, 10 do
     local msg = redis.call("HGET", key, "msg")
     if msg then
         if ARGV[3] ~= "" then
-            local fence = ARGV[3] .. " " .. redis.sha1hex(msg)
             redis.call("HSET", key, "state", "active", "attempt", fence)
             redis.call("HDEL", key, "pending_since")
         else

@@ -10,14 +10,14 @@
 -- ARGV[3] MaxInt64 as decimal text; the all-time counter wraps to 1 there
 -- ARGV[4] attempt token (pyasynq fencing; "" skips the check)
 -- Returns 1, or the error replies:
---   LEASE LOST  ARGV[4] is non-empty and the hash's `attempt` is not
---               "<ARGV[4]> <SHA-1 of the hash's msg>" (see dequeue.lua); nothing changed
+--   LEASE LOST  ARGV[4] is non-empty and the hash's `attempt` is not "<ARGV[4]> <the id's
+--               lease score>" (see dequeue.lua); nothing changed
 --   NOT FOUND   the id was not in active, not in lease, or had no hash. Checked in that
 --               order after each removal, as Go does, so earlier removals stay done.
 -- The lock is deleted only while it still holds this task's id.
-local fence = redis.call("HMGET", KEYS[3], "attempt", "msg")
+local attempt = redis.call("HGET", KEYS[3], "attempt")
 if ARGV[4] ~= ""
-    and not (fence[1] and fence[2] and fence[1] == ARGV[4] .. " " .. redis.sha1hex(fence[2]))
+    and attempt ~= ARGV[4] .. " " .. (redis.call("ZSCORE", KEYS[2], ARGV[1]) or "-")
     and redis.call("EXISTS", KEYS[3]) == 1 then
     return redis.error_reply("LEASE LOST")
 end

@@ -13,16 +13,16 @@
 -- ARGV[5] MaxInt64 as decimal text; the all-time counter wraps to 1 there
 -- ARGV[6] attempt token (pyasynq fencing; "" skips the check)
 -- Returns 1, or the error replies:
---   LEASE LOST  ARGV[6] is non-empty and the hash's `attempt` is not
---               "<ARGV[6]> <SHA-1 of the hash's msg>" (see dequeue.lua); nothing changed
+--   LEASE LOST  ARGV[6] is non-empty and the hash's `attempt` is not "<ARGV[6]> <the id's
+--               lease score>" (see dequeue.lua); nothing changed
 --   NOT FOUND   the id was not in active, or not in lease (earlier removals stay done)
 --   INTERNAL    the id was already in completed (active/lease removals stay done)
 -- The hash gets msg and state=completed (a `result` field is kept; `attempt` and the
 -- crash counter `crashes` are removed: a completed task has nothing left to fence).
 -- The lock is deleted only while it still holds this task's id.
-local fence = redis.call("HMGET", KEYS[4], "attempt", "msg")
+local attempt = redis.call("HGET", KEYS[4], "attempt")
 if ARGV[6] ~= ""
-    and not (fence[1] and fence[2] and fence[1] == ARGV[6] .. " " .. redis.sha1hex(fence[2]))
+    and attempt ~= ARGV[6] .. " " .. (redis.call("ZSCORE", KEYS[2], ARGV[1]) or "-")
     and redis.call("EXISTS", KEYS[4]) == 1 then
     return redis.error_reply("LEASE LOST")
 end

@@ -6,14 +6,14 @@
 -- ARGV[1] task id
 -- ARGV[2] attempt token (pyasynq fencing; "" skips the check)
 -- Returns 1, or the error replies:
---   LEASE LOST  ARGV[2] is non-empty and the hash's `attempt` is not
---               "<ARGV[2]> <SHA-1 of the hash's msg>" (see dequeue.lua); nothing changed
+--   LEASE LOST  ARGV[2] is non-empty and the hash's `attempt` is not "<ARGV[2]> <the id's
+--               lease score>" (see dequeue.lua); nothing changed
 --   NOT FOUND   the id was not in active, or not in lease (earlier removals stay done)
 -- The id is RPUSHed onto the tail of pending, which is the next to be popped. The hash gets
 -- state=pending with msg unchanged and no pending_since, as in Go; no counters change.
-local fence = redis.call("HMGET", KEYS[4], "attempt", "msg")
+local attempt = redis.call("HGET", KEYS[4], "attempt")
 if ARGV[2] ~= ""
-    and not (fence[1] and fence[2] and fence[1] == ARGV[2] .. " " .. redis.sha1hex(fence[2]))
+    and attempt ~= ARGV[2] .. " " .. (redis.call("ZSCORE", KEYS[2], ARGV[1]) or "-")
     and redis.call("EXISTS", KEYS[4]) == 1 then
     return redis.error_reply("LEASE LOST")
 end

@@ -4,16 +4,17 @@ send (wire spec 3.6 to 3.14 and 3.18).
 pyasynq extensions, invisible to Go (Go ignores unknown hash fields and never reads
 ``asynq:{q}:pyasynq:quarantine``):
 
-* **Fencing.** :func:`dequeue` stores the attempt token and the SHA-1 of the task's msg in
-  the task hash field ``attempt`` (``"<token> <sha1hex>"``). :func:`done`,
-  :func:`mark_complete`, :func:`requeue`, :func:`retry`, :func:`archive` and
-  :func:`extend_leases` take the token back; when it is non-empty and the hash holds another
-  token, none, or a msg with another SHA-1, the script changes nothing and answers
-  ``LEASE LOST`` (mapped to :class:`~pyasynq.errors.LeaseExpiredError`): the task was
-  taken over after this worker's lease ran out, by a pyasynq worker (new token), pyasynq's
-  recoverer (field deleted) or Go's recoverer (which keeps ``attempt`` but always rewrites
-  msg). An empty token skips the check; the recoverer, which acts on expired leases,
-  passes one. Every successful write deletes ``attempt``.
+* **Fencing.** :func:`dequeue` stores the attempt token and the lease expiry it set in the
+  task hash field ``attempt`` (``"<token> <expiry>"``); :func:`extend_leases` moves the
+  expiry with the lease. :func:`done`, :func:`mark_complete`, :func:`requeue`,
+  :func:`retry`, :func:`archive` and :func:`extend_leases` take the token back; when it is
+  non-empty and the hash holds another token, none, or another expiry than the task's
+  current lease score, the script changes nothing and answers ``LEASE LOST`` (mapped to
+  :class:`~pyasynq.errors.LeaseExpiredError`): the task was taken over after this worker's
+  lease ran out, by a pyasynq worker (new token), pyasynq's recoverer (field deleted) or Go
+  (whose recoverer keeps ``attempt`` but drops the lease, and whose dequeue leases the task
+  at a later score). An empty token skips the check; the recoverer, which acts on expired
+  leases, passes one. Every successful write deletes ``attempt``.
 * **Crash counter.** ``retry``/``archive`` with ``crashed=True`` (the recoverer, when
   ``ServerConfig.max_crash_recoveries`` is set) add 1 to the hash field ``crashes``;
   :func:`list_lease_expired` reports it, so a task that keeps killing its worker can be
