@@ -448,8 +448,10 @@ def extend_lease(queue: str, task_ids: Sequence[str], expires_at: float) -> Comm
 
 def extend_leases(queue: str, tasks: Sequence[tuple[str, str]], expires_at: float) -> Call:
     """Heartbeat, fenced: push the lease of each ``(task_id, token)`` in ``queue`` to
-    ``expires_at`` if the task is still leased and still carries the token. The reply,
-    through :func:`extend_leases_result`, is the ids extended: the others were lost."""
+    ``expires_at`` if the task is still leased and still fenced by the token (``attempt``
+    records the token and the current lease score), and record the new expiry in the
+    fence. The reply, through :func:`extend_leases_result`, is the ids extended: the others
+    were lost."""
     if not tasks:
         raise ValueError("extend_leases needs at least one task")
     args: list[Arg] = [int(expires_at), keys.task_key_prefix(queue)]
