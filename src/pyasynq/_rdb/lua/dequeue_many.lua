@@ -11,10 +11,10 @@
 -- Returns a flat array [id1, msg1, id2, msg2, ...] (msg = encoded TaskMessage), oldest
 -- first; empty when the queue is paused or empty.
 -- Each task is moved exactly as dequeue.lua moves one (`attempt` = "<token> <ARGV[1]>"),
--- and completely before the next is
--- touched, so a script stopped half-way never leaves a task outside both lists or an
--- active task without a lease. Ids without a task hash (or without `msg`) are taken back
--- out of active and recorded in the quarantine hash; at most 10 per call.
+-- and completely before the next is touched, so a script stopped half-way never leaves a
+-- task outside both lists or an active task without a lease. Ids without a task hash (or
+-- without `msg`) are taken back out of active and recorded in the quarantine hash; at most
+-- 10 per call.
 local out = {}
 if redis.call("EXISTS", KEYS[2]) == 1 then
     return out
