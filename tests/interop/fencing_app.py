@@ -33,7 +33,7 @@ config = ServerConfig(
     concurrency=1,
     queues={QUEUE: 1},
     heartbeat_interval=0.5,
-    lease_duration=2.0,
+    lease_duration=4.0,
     task_check_interval=0.1,
     shutdown_timeout=1.0,
 )

@@ -3,7 +3,7 @@ worker's late outcome must be refused (issue 13: fencing with Go workers in the 
 
 The case, with real processes:
 
-1. A pyasynq worker (``fencing_app``, lease 2 s) runs the task. Its Redis connections go
+1. A pyasynq worker (``fencing_app``, lease 4 s) runs the task. Its Redis connections go
    through :class:`StallingProxy`. The test stalls the proxy, lets the handler finish, and
    waits until the worker's outcome (mark_complete: the task has retention) is in flight,
    held in the proxy; then it SIGSTOPs the worker. The outcome was sent while the worker's
