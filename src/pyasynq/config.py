@@ -56,7 +56,18 @@ def _secs(value: float | timedelta, what: str, *, minimum: float = 0.0) -> float
 
 @dataclass(frozen=True, kw_only=True)
 class ServerConfig:
-    """Everything a Server can be told. Durations are seconds or timedeltas."""
+    """Everything a Server can be told. Durations are seconds or timedeltas.
+
+    ``max_crash_recoveries`` (pyasynq only; default None, off): when set to N >= 1, a task
+    that pyasynq's recoverer has found N times with an expired lease (its worker died or
+    stalled while running it) is archived, even with retries left, so a task that kills its
+    worker cannot do so ``max_retry`` times. Off, the recoverer does what asynq's does:
+    retry (a failure: ``retried`` + 1) until ``max_retry`` is spent, then archive, so a
+    fleet of Go and pyasynq servers treats every task alike. When set, it counts only
+    pyasynq's recoveries (hash field ``crashes``; Go's recoverer neither reads nor writes
+    it) and applies to every task of the served queues, Go-dequeued ones included; see
+    docs/redis-schema.md.
+    """
 
     concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
     queues: Mapping[str, int] = field(default_factory=lambda: {"default": 1})
@@ -83,7 +94,7 @@ class ServerConfig:
     recoverer_interval: float | timedelta = 60.0
     syncer_interval: float | timedelta = 5.0
     subscriber_retry_interval: float | timedelta = 5.0
-    max_crash_recoveries: int = 3
+    max_crash_recoveries: int | None = None  # off: asynq's rule (see the docstring)
     # Metrics: on_task_done is called once per handler run with its outcome,
     # on_task_start when a dequeued task starts, with its queue wait; with metrics_port
     # the worker serves pyasynq.metrics.WorkerMetrics on /metrics.
@@ -143,11 +154,14 @@ class ServerConfig:
         _secs(self.recoverer_interval, "recoverer_interval")
         _secs(self.syncer_interval, "syncer_interval")
         _secs(self.subscriber_retry_interval, "subscriber_retry_interval")
-        _int(self.max_crash_recoveries, "max_crash_recoveries")
+        if self.max_crash_recoveries is not None:
+            _int(self.max_crash_recoveries, "max_crash_recoveries")
+            if self.max_crash_recoveries < 1:
+                raise ValueError(
+                    "max_crash_recoveries must be at least 1, or None to turn the limit off"
+                )
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics_port must be 0-65535, got {self.metrics_port}")
-        if self.max_crash_recoveries < 1:
-            raise ValueError("max_crash_recoveries must be at least 1")
         _check_loop(self.event_loop)
 
     def seconds(self, name: str) -> float:

@@ -61,6 +61,13 @@ def _hset(r: redis.Redis, msg: TaskMessage, state: str, **extra: Any) -> None:
     r.sadd(keys.ALL_QUEUES, msg.queue)
 
 
+def fence(token: str, lease_expiry: float) -> str:
+    """The ``attempt`` field pyasynq's dequeue writes: ``"<token> <lease expiry>"``, the
+    expiry as Redis prints the lease score."""
+    score = int(lease_expiry) if float(lease_expiry).is_integer() else lease_expiry
+    return f"{token} {score}"
+
+
 def seed_unique_lock(r: redis.Redis, msg: TaskMessage, *, ttl: int = 3600) -> None:
     """The uniqueness lock for ``msg`` (its ``unique_key``), owned by ``msg.id``."""
     assert msg.unique_key, "the message has no unique_key"
@@ -82,12 +89,13 @@ def seed_active(
     crashes: int | None = None,
 ) -> None:
     """In active (head) and lease, state=active; ``attempt``/``crashes`` are pyasynq's
-    fencing token and crash counter fields."""
+    fencing token and crash counter fields (the token is stored as pyasynq's dequeue
+    stores it, with the lease expiry: see :func:`fence`)."""
     _hset(
         r,
         msg,
         "active",
-        attempt=attempt,
+        attempt=None if attempt is None else fence(attempt, lease_expiry),
         crashes=crashes,
         unique_key=msg.unique_key or None,
     )

@@ -22,6 +22,7 @@ from .helpers import (
     all_keys,
     assert_ttl_90_days,
     counters,
+    fence,
     make_msg,
     queue_state,
     run_write,
@@ -70,7 +71,7 @@ def test_dequeue_moves_the_oldest_pending_task_to_active(b, r, now):
     assert task_hash(r, Q, "t1") == {
         "msg": encode_task(m1),
         "state": b"active",
-        "attempt": b"tok-1",
+        "attempt": fence("tok-1", now + 30).encode(),
     }
     assert task_fields(r, Q, "t2")["pending_since"] == "456"
 
@@ -198,7 +199,7 @@ def test_dequeue_many_takes_up_to_n_oldest_first(b, r, now):
     assert s["active"] == ["t1", "t0"]
     assert s["lease"] == [("t0", now + 30), ("t1", now + 30)]
     for tid in ("t0", "t1"):
-        assert task_fields(r, Q, tid)["attempt"] == "tok"
+        assert task_fields(r, Q, tid)["attempt"] == fence("tok", now + 30)
         assert task_fields(r, Q, tid)["state"] == "active"
         assert "pending_since" not in task_fields(r, Q, tid)
 
@@ -369,7 +370,7 @@ def test_errors_raised_by_broker_run_map_the_same_way(b, r, now):
     with pytest.raises(BrokerError) as info:
         b.run(p.done(m, now, "y"))
     assert isinstance(p.map_error(info.value), LeaseExpiredError)
-    r.hset(keys.task_key(Q, "t1"), "attempt", "y")
+    r.hset(keys.task_key(Q, "t1"), "attempt", fence("y", now + 30))
     r.delete(keys.active_key(Q))
     with pytest.raises(BrokerError) as info:
         b.run(p.done(m, now, "y"))

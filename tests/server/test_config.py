@@ -84,6 +84,7 @@ def test_defaults_are_asynqs() -> None:
     cfg = ServerConfig()
     assert cfg.queues == {"default": 1}
     assert cfg.strict_priority is False
+    assert cfg.max_crash_recoveries is None  # asynq has no crash limit: retries rule
     secs = {
         name: cfg.seconds(name)
         for name in (

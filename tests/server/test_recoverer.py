@@ -10,6 +10,7 @@ import time
 import redis
 from rdb.helpers import (
     counters,
+    fence,
     make_msg,
     queue_state,
     seed_active,
@@ -43,12 +44,13 @@ def test_expired_lease_goes_to_retry(servers: Servers, r: redis.Redis) -> None:
     msg = f["msg"]
     assert (msg.retried, msg.error_msg) == (2, "asynq: task lease expired")
     assert score == int(msg.last_failed_at) + 601
-    assert f["state"] == "retry" and f["crashes"] == "1" and "attempt" not in f
+    # max_crash_recoveries is off by default: nothing counted, as Go's recoverer.
+    assert f["state"] == "retry" and "crashes" not in f and "attempt" not in f
     c = counters(r, Q, now)
     assert (c.processed.value, c.failed.value) == (1, 1)
     # A lease that has not expired (lease_duration ago) is left alone.
     assert queue_state(r)["active"] == ["fresh"]
-    assert task_hash(r, Q, "fresh")["attempt"] == b"live-w"
+    assert task_hash(r, Q, "fresh")["attempt"] == fence("live-w", now + 30).encode()
 
 
 def test_expired_lease_with_no_retries_left_is_archived(servers: Servers, r: redis.Redis) -> None:
@@ -76,21 +78,45 @@ def test_a_task_that_keeps_killing_its_worker_is_archived(
     )
     wait_for(lambda: queue_state(r)["pending"] == ["k"], what="k back in pending")
     assert task_fields(r, Q, "k")["crashes"] == "1"
-    # A worker takes it (what the dequeue script does; the queue is paused for ours) and
-    # dies: its lease is never renewed. One MULTI in the queue's slot (also on a cluster,
-    # whose pipelines refuse RPOPLPUSH; LMOVE RIGHT LEFT is the same move).
-    with r.pipeline(transaction=True) as p:
-        p.lmove(keys.pending_key(Q), keys.active_key(Q), "RIGHT", "LEFT")
-        p.hset(keys.task_key(Q, "k"), mapping={"state": "active", "attempt": "w2"})
-        p.hdel(keys.task_key(Q, "k"), "pending_since")
-        p.zadd(keys.lease_key(Q), {"k": time.time() - 5})
-        p.execute()
+    # A worker takes it (what the dequeue script does; the queue is paused for ours) and dies.
+    take_and_die(r, "k", {"attempt": "w2"})
     wait_for(lambda: r.zscore(keys.archived_key(Q), "k"), what="k archived")
     f = task_fields(r, Q, "k")
     assert f["msg"].error_msg == (
         "asynq: task lease expired (2 times: the task may be killing its worker)"
     )
     assert f["msg"].retried == 1 and f["crashes"] == "2"
+
+
+def take_and_die(r: redis.Redis, task_id: str, fields: dict[str, str]) -> None:
+    """A worker dequeues the pending task and dies: its lease is never renewed. One MULTI
+    in the queue's slot (also on a cluster, whose pipelines refuse RPOPLPUSH; LMOVE RIGHT
+    LEFT is the same move). ``fields``: what the worker's dequeue adds (Go's: nothing)."""
+    with r.pipeline(transaction=True) as p:
+        p.lmove(keys.pending_key(Q), keys.active_key(Q), "RIGHT", "LEFT")
+        p.hset(keys.task_key(Q, task_id), mapping={"state": "active", **fields})
+        p.hdel(keys.task_key(Q, task_id), "pending_since")
+        p.zadd(keys.lease_key(Q), {task_id: time.time() - 5})
+        p.execute()
+
+
+def test_by_default_a_task_go_workers_keep_losing_is_retried_until_max_retry(
+    servers: Servers, broker: Broker, r: redis.Redis
+) -> None:
+    """asynq's rule in a mixed fleet: Go workers dequeue the task (no pyasynq fields) and
+    die four times; pyasynq's recoverer retries it three times (retried 1, 2, 3 = retry)
+    and archives it the fourth, never counting crashes."""
+    seed_active(r, make_msg("g", retry=3), lease_expiry=time.time() - 5)
+    state.pause_result(Q, broker.run(state.pause(Q, time.time())))  # keep our server off it
+    servers.start(never_runs, recoverer_interval=0.1, retry_delay_func=lambda n, e, t: 0)
+    for retried in (1, 2, 3):
+        wait_for(lambda: queue_state(r)["pending"] == ["g"], what="g back in pending")
+        assert task_fields(r, Q, "g")["msg"].retried == retried
+        take_and_die(r, "g", {})
+    wait_for(lambda: r.zscore(keys.archived_key(Q), "g"), what="g archived")
+    f = task_fields(r, Q, "g")
+    assert f["msg"].error_msg == "asynq: task lease expired"
+    assert f["msg"].retried == 3 and "crashes" not in f
 
 
 def test_malformed_pending_records_are_quarantined_and_the_rest_runs(

@@ -2,10 +2,12 @@
 them to retry or the archive; then returns stale aggregation sets to their groups
 (wire spec 3.13, 3.15).
 
-pyasynq counts these recoveries per task: a task that has killed its worker
-``max_crash_recoveries`` times is archived instead of looping forever. It also gives a
-lease to active ids that have none (evicted, or edited by hand), which would otherwise stay
-in active forever; they are recovered like the others once that lease has expired.
+With ``ServerConfig.max_crash_recoveries`` set, pyasynq counts these recoveries per task
+(hash field ``crashes``) and archives a task that has lost its worker that many times.
+Off (the default), nothing is counted and the rule is asynq's: retry until ``max_retry``.
+It also gives a lease to active ids that have none (evicted, or edited by hand), which
+would otherwise stay in active forever; they are recovered like the others once that lease
+has expired.
 """
 
 from __future__ import annotations
@@ -49,19 +51,22 @@ class Recoverer(Component):
                     )
                     await rt.broker.run(processing.quarantine(q, leased.task_id, leased.problem))
                     continue
-                if crashes + 1 >= cfg.max_crash_recoveries or msg.retried >= msg.retry:
+                limit = cfg.max_crash_recoveries
+                counted = limit is not None
+                too_many = limit is not None and crashes + 1 >= limit
+                if too_many or msg.retried >= msg.retry:
                     reason = LEASE_EXPIRED
-                    if crashes + 1 >= cfg.max_crash_recoveries:
+                    if too_many:
                         reason = (
                             f"{LEASE_EXPIRED} ({crashes + 1} times: the task may be killing "
                             "its worker)"
                         )
-                    op = processing.archive(msg, now, reason, "", crashed=True)
+                    op = processing.archive(msg, now, reason, "", crashed=counted)
                 else:
                     err = LeaseExpiredError()
                     op = processing.retry(
                         msg, now, now + retry_delay(rt, msg, err), LEASE_EXPIRED,
-                        is_failure(rt, err), "", crashed=True,
+                        is_failure(rt, err), "", crashed=counted,
                     )  # fmt: skip
                 try:
                     await run_write(rt, op)

@@ -18,14 +18,16 @@
 -- ARGV[9] attempt token (pyasynq fencing; "" skips the check)
 -- ARGV[10] 1 to add 1 to the hash field `crashes` (pyasynq recoverer), else 0
 -- Returns 1, or the error replies:
---   LEASE LOST  the hash's `attempt` is missing or differs from a non-empty ARGV[9];
---               nothing changed
+--   LEASE LOST  ARGV[9] is non-empty and the hash's `attempt` is not "<ARGV[9]> <the id's
+--               lease score>" (see dequeue.lua); nothing changed
 --   NOT FOUND   the id was not in active, or not in lease (earlier removals stay done)
 -- After the ZADD the archive is trimmed: members scored <= cutoff, then ranks 0 .. N-cap,
 -- are removed and their task hashes deleted (so at most cap-1 remain). The hash gets msg and
 -- state=archived, loses `attempt`. Counters always change. The uniqueness lock is kept.
 local attempt = redis.call("HGET", KEYS[1], "attempt")
-if ARGV[9] ~= "" and attempt ~= ARGV[9] and redis.call("EXISTS", KEYS[1]) == 1 then
+if ARGV[9] ~= ""
+    and attempt ~= ARGV[9] .. " " .. (redis.call("ZSCORE", KEYS[3], ARGV[1]) or "-")
+    and redis.call("EXISTS", KEYS[1]) == 1 then
     return redis.error_reply("LEASE LOST")
 end
 if redis.call("LREM", KEYS[2], -1, ARGV[1]) == 0 then

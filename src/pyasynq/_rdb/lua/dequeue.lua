@@ -4,7 +4,7 @@
 -- KEYS[3] active list
 -- KEYS[4] lease zset
 -- KEYS[5] quarantine hash asynq:{q}:pyasynq:quarantine (pyasynq only)
--- ARGV[1] lease expiry, Unix seconds (now + 30 s)
+-- ARGV[1] lease expiry, integer Unix seconds (now + 30 s)
 -- ARGV[2] task key prefix asynq:{q}:t:
 -- ARGV[3] attempt token (pyasynq fencing; "" = none)
 -- ARGV[4] the most dangling ids to skip in this call (>= 1)
@@ -13,8 +13,14 @@
 -- found. (Go returns the msg alone; pyasynq also needs the id to quarantine an undecodable
 -- msg, and the task's pending_since (ns; "" when the hash has none) for its queue wait.)
 -- As in Go: RPOPLPUSH pending (tail = oldest) to active (head), state=active,
--- pending_since deleted, lease score = ARGV[1]. pyasynq also stores the attempt token in
--- field `attempt`, which later writes compare to detect a lost lease.
+-- pending_since deleted, lease score = ARGV[1]. pyasynq also stores the attempt token and
+-- the lease expiry it wrote in field `attempt` ("<token> <expiry>"; extend_leases.lua keeps
+-- the expiry current). Later writes go ahead only while `attempt` equals their token, a
+-- space and the id's current lease score: another pyasynq dequeue changes the token,
+-- pyasynq's recoverer, forwarder and outcomes delete the field, and Go, which never
+-- touches `attempt`, can only run the task again through its recoverer and its dequeue,
+-- which leases it until Go's now + 30 s, at least 60 s after the lease Go found expired
+-- (its recoverer takes leases expired 30 s ago): the score no longer matches.
 -- pyasynq robustness: an id without a task hash (or without `msg`: evicted, or deleted by
 -- hand) is taken back off active and recorded in the quarantine hash (id -> reason); the
 -- next id is tried, up to ARGV[4] of them, so dangling ids never hold the queue up.
@@ -24,6 +30,7 @@
 if redis.call("EXISTS", KEYS[2]) == 1 then
     return nil
 end
+local fence = ARGV[3] .. " " .. ARGV[1]
 local skipped, most = 0, tonumber(ARGV[4])
 while skipped < most do
     local id = redis.call("RPOPLPUSH", KEYS[1], KEYS[3])
@@ -35,7 +42,7 @@ while skipped < most do
     if msg then
         local since = redis.call("HGET", key, "pending_since") or ""
         if ARGV[3] ~= "" then
-            redis.call("HSET", key, "state", "active", "attempt", ARGV[3])
+            redis.call("HSET", key, "state", "active", "attempt", fence)
             redis.call("HDEL", key, "pending_since")
         else
             redis.call("HSET", key, "state", "active")

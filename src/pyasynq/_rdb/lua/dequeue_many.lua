@@ -4,7 +4,7 @@
 -- KEYS[3] active list
 -- KEYS[4] lease zset
 -- KEYS[5] quarantine hash asynq:{q}:pyasynq:quarantine
--- ARGV[1] lease expiry, Unix seconds (now + 30 s)
+-- ARGV[1] lease expiry, integer Unix seconds (now + 30 s)
 -- ARGV[2] task key prefix asynq:{q}:t:
 -- ARGV[3] attempt token shared by the tasks of this call ("" = none)
 -- ARGV[4] N, the most tasks to take (>= 1)
@@ -12,8 +12,9 @@
 -- Returns a flat array [id1, msg1, since1, id2, msg2, since2, ..., skipped] (msg = encoded
 -- TaskMessage, since = its pending_since in ns, "" when none), oldest first, then how many
 -- dangling ids were skipped; just [0] when the queue is paused or empty.
--- Each task is moved exactly as dequeue.lua moves one, and completely before the next is
--- touched, so a script stopped half-way never leaves a task outside both lists or an
+-- Each task is moved exactly as dequeue.lua moves one (`attempt` = "<token> <ARGV[1]>"),
+-- and completely before the next is touched, so a script stopped half-way never leaves a
+-- task outside both lists or an
 -- active task without a lease. Ids without a task hash (or without `msg`) are taken back
 -- off active and recorded in the quarantine hash, as dequeue.lua does.
 -- Runs when Redis is full (flags=allow-oom, see scripts.py).
@@ -22,6 +23,7 @@ if redis.call("EXISTS", KEYS[2]) == 1 then
     return { 0 }
 end
 local want, most = tonumber(ARGV[4]), tonumber(ARGV[5])
+local fence = ARGV[3] .. " " .. ARGV[1]
 local skipped = 0
 while #out < 3 * want and skipped < most do
     local id = redis.call("RPOPLPUSH", KEYS[1], KEYS[3])
@@ -33,7 +35,7 @@ while #out < 3 * want and skipped < most do
     if msg then
         local since = redis.call("HGET", key, "pending_since") or ""
         if ARGV[3] ~= "" then
-            redis.call("HSET", key, "state", "active", "attempt", ARGV[3])
+            redis.call("HSET", key, "state", "active", "attempt", fence)
             redis.call("HDEL", key, "pending_since")
         else
             redis.call("HSET", key, "state", "active")

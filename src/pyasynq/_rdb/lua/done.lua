@@ -10,13 +10,15 @@
 -- ARGV[3] MaxInt64 as decimal text; the all-time counter wraps to 1 there
 -- ARGV[4] attempt token (pyasynq fencing; "" skips the check)
 -- Returns 1, or the error replies:
---   LEASE LOST  the hash's `attempt` is missing or differs from a non-empty ARGV[4];
---               nothing changed
+--   LEASE LOST  ARGV[4] is non-empty and the hash's `attempt` is not "<ARGV[4]> <the id's
+--               lease score>" (see dequeue.lua); nothing changed
 --   NOT FOUND   the id was not in active, not in lease, or had no hash. Checked in that
 --               order after each removal, as Go does, so earlier removals stay done.
 -- The lock is deleted only while it still holds this task's id.
 local attempt = redis.call("HGET", KEYS[3], "attempt")
-if ARGV[4] ~= "" and attempt ~= ARGV[4] and redis.call("EXISTS", KEYS[3]) == 1 then
+if ARGV[4] ~= ""
+    and attempt ~= ARGV[4] .. " " .. (redis.call("ZSCORE", KEYS[2], ARGV[1]) or "-")
+    and redis.call("EXISTS", KEYS[3]) == 1 then
     return redis.error_reply("LEASE LOST")
 end
 if redis.call("LREM", KEYS[1], -1, ARGV[1]) == 0 then

@@ -13,7 +13,8 @@
 -- then pairs for the tasks that hold a uniqueness lock: position (1..n), lock key
 --      (the task's own lock, which carries the queue's hash tag)
 -- Returns one element per task, in order: 1, or the text LEASE LOST / NOT FOUND with
--- exactly the meaning of done.lua's error replies. Each task is handled as done.lua
+-- exactly the meaning of done.lua's error replies (the fence: `attempt` must be
+-- "<token> <the id's lease score>", see dequeue.lua). Each task is handled as done.lua
 -- handles one, so a refused task changes nothing and does not affect the others.
 -- The counters end as done.lua would leave them, but move once per call (INCRBY), unless
 -- the all-time counter is near MaxInt64, where it steps one task at a time to wrap as Go.
@@ -37,7 +38,9 @@ for i = 1, count do
     local id, token, lock = ARGV[4 + i], tokens[i], locks[i]
     local key = ARGV[3] .. id
     local result = 1
-    if token ~= "" and redis.call("HGET", key, "attempt") ~= token
+    if token ~= ""
+        and redis.call("HGET", key, "attempt")
+            ~= token .. " " .. (redis.call("ZSCORE", KEYS[2], id) or "-")
         and redis.call("EXISTS", key) == 1 then
         result = "LEASE LOST"
     elseif redis.call("LREM", KEYS[1], -1, id) == 0 then

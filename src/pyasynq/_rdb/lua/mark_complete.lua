@@ -13,15 +13,17 @@
 -- ARGV[5] MaxInt64 as decimal text; the all-time counter wraps to 1 there
 -- ARGV[6] attempt token (pyasynq fencing; "" skips the check)
 -- Returns 1, or the error replies:
---   LEASE LOST  the hash's `attempt` is missing or differs from a non-empty ARGV[6];
---               nothing changed
+--   LEASE LOST  ARGV[6] is non-empty and the hash's `attempt` is not "<ARGV[6]> <the id's
+--               lease score>" (see dequeue.lua); nothing changed
 --   NOT FOUND   the id was not in active, or not in lease (earlier removals stay done)
 --   INTERNAL    the id was already in completed (active/lease removals stay done)
 -- The hash gets msg and state=completed (a `result` field is kept; `attempt` and the
 -- crash counter `crashes` are removed: a completed task has nothing left to fence).
 -- The lock is deleted only while it still holds this task's id.
 local attempt = redis.call("HGET", KEYS[4], "attempt")
-if ARGV[6] ~= "" and attempt ~= ARGV[6] and redis.call("EXISTS", KEYS[4]) == 1 then
+if ARGV[6] ~= ""
+    and attempt ~= ARGV[6] .. " " .. (redis.call("ZSCORE", KEYS[2], ARGV[1]) or "-")
+    and redis.call("EXISTS", KEYS[4]) == 1 then
     return redis.error_reply("LEASE LOST")
 end
 if redis.call("LREM", KEYS[1], -1, ARGV[1]) == 0 then

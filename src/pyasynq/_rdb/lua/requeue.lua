@@ -6,13 +6,15 @@
 -- ARGV[1] task id
 -- ARGV[2] attempt token (pyasynq fencing; "" skips the check)
 -- Returns 1, or the error replies:
---   LEASE LOST  the hash's `attempt` is missing or differs from a non-empty ARGV[2];
---               nothing changed
+--   LEASE LOST  ARGV[2] is non-empty and the hash's `attempt` is not "<ARGV[2]> <the id's
+--               lease score>" (see dequeue.lua); nothing changed
 --   NOT FOUND   the id was not in active, or not in lease (earlier removals stay done)
 -- The id is RPUSHed onto the tail of pending, which is the next to be popped. The hash gets
 -- state=pending with msg unchanged and no pending_since, as in Go; no counters change.
 local attempt = redis.call("HGET", KEYS[4], "attempt")
-if ARGV[2] ~= "" and attempt ~= ARGV[2] and redis.call("EXISTS", KEYS[4]) == 1 then
+if ARGV[2] ~= ""
+    and attempt ~= ARGV[2] .. " " .. (redis.call("ZSCORE", KEYS[2], ARGV[1]) or "-")
+    and redis.call("EXISTS", KEYS[4]) == 1 then
     return redis.error_reply("LEASE LOST")
 end
 if redis.call("LREM", KEYS[1], -1, ARGV[1]) == 0 then

@@ -16,12 +16,14 @@
 -- ARGV[7] attempt token (pyasynq fencing; "" skips the check)
 -- ARGV[8] 1 to add 1 to the hash field `crashes` (pyasynq recoverer), else 0
 -- Returns 1, or the error replies:
---   LEASE LOST  the hash's `attempt` is missing or differs from a non-empty ARGV[7];
---               nothing changed
+--   LEASE LOST  ARGV[7] is non-empty and the hash's `attempt` is not "<ARGV[7]> <the id's
+--               lease score>" (see dequeue.lua); nothing changed
 --   NOT FOUND   the id was not in active, or not in lease (earlier removals stay done)
 -- The hash gets msg and state=retry, loses `attempt`. The uniqueness lock is kept.
 local attempt = redis.call("HGET", KEYS[1], "attempt")
-if ARGV[7] ~= "" and attempt ~= ARGV[7] and redis.call("EXISTS", KEYS[1]) == 1 then
+if ARGV[7] ~= ""
+    and attempt ~= ARGV[7] .. " " .. (redis.call("ZSCORE", KEYS[3], ARGV[1]) or "-")
+    and redis.call("EXISTS", KEYS[1]) == 1 then
     return redis.error_reply("LEASE LOST")
 end
 if redis.call("LREM", KEYS[2], -1, ARGV[1]) == 0 then

@@ -4,16 +4,21 @@ send (wire spec 3.6 to 3.14 and 3.18).
 pyasynq extensions, invisible to Go (Go ignores unknown hash fields and never reads
 ``asynq:{q}:pyasynq:quarantine``):
 
-* **Fencing.** :func:`dequeue` stores an attempt token in the task hash field ``attempt``.
-  :func:`done`, :func:`mark_complete`, :func:`requeue`, :func:`retry` and :func:`archive`
-  take the token back; when it is non-empty and the hash holds a different one, the script
-  changes nothing and answers ``LEASE LOST`` (mapped to
-  :class:`~pyasynq.errors.LeaseExpiredError`): the task was recovered and dequeued again
-  after this worker's lease ran out. An empty token skips the check; the recoverer, which
-  acts on expired leases, passes one. Every successful write deletes ``attempt``.
-* **Crash counter.** ``retry``/``archive`` with ``crashed=True`` (recoverer only) add 1 to
-  the hash field ``crashes``; :func:`list_lease_expired` reports it, so a task that keeps
-  killing its worker can be archived after a few recoveries.
+* **Fencing.** :func:`dequeue` stores the attempt token and the lease expiry it set in the
+  task hash field ``attempt`` (``"<token> <expiry>"``); :func:`extend_leases` moves the
+  expiry with the lease. :func:`done`, :func:`mark_complete`, :func:`requeue`,
+  :func:`retry`, :func:`archive` and :func:`extend_leases` take the token back; when it is
+  non-empty and the hash holds another token, none, or another expiry than the task's
+  current lease score, the script changes nothing and answers ``LEASE LOST`` (mapped to
+  :class:`~pyasynq.errors.LeaseExpiredError`): the task was taken over after this worker's
+  lease ran out, by a pyasynq worker (new token), pyasynq's recoverer (field deleted) or Go
+  (whose recoverer keeps ``attempt`` but drops the lease, and whose dequeue leases the task
+  at a later score). An empty token skips the check; the recoverer, which acts on expired
+  leases, passes one. Every successful write deletes ``attempt``.
+* **Crash counter.** ``retry``/``archive`` with ``crashed=True`` (the recoverer, when
+  ``ServerConfig.max_crash_recoveries`` is set) add 1 to the hash field ``crashes``;
+  :func:`list_lease_expired` reports it, so a task that keeps killing its worker can be
+  archived after a few recoveries.
 * **Quarantine.** An id without a task hash, or whose ``msg`` cannot be decoded, is taken
   out of circulation and recorded (id -> reason) instead of blocking the queue.
 
@@ -485,8 +490,10 @@ def extend_lease(queue: str, task_ids: Sequence[str], expires_at: float) -> Comm
 
 def extend_leases(queue: str, tasks: Sequence[tuple[str, str]], expires_at: float) -> Call:
     """Heartbeat, fenced: push the lease of each ``(task_id, token)`` in ``queue`` to
-    ``expires_at`` if the task is still leased and still carries the token. The reply,
-    through :func:`extend_leases_result`, is the ids extended: the others were lost."""
+    ``expires_at`` if the task is still leased and still fenced by the token (``attempt``
+    records the token and the current lease score), and record the new expiry in the
+    fence. The reply, through :func:`extend_leases_result`, is the ids extended: the others
+    were lost."""
     if not tasks:
         raise ValueError("extend_leases needs at least one task")
     args: list[Arg] = [int(expires_at), keys.task_key_prefix(queue)]
