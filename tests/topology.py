@@ -206,6 +206,32 @@ class _Base:
 
 
 @dataclass
+class SingleServer(_Base):
+    """One plain redis-server of a test's own (to change its settings: requirepass,
+    ACL users, limits), started like the others."""
+
+    def start(self) -> None:
+        d = self.dir / "r0"
+        d.mkdir()
+
+        def args(port: int) -> list[str]:
+            return ["--bind", "127.0.0.1", "--port", str(port), "--dir", str(d), "--save", "",
+                    "--appendonly", "no"]  # fmt: skip
+
+        self.nodes.extend(
+            _start_all(find_server_binary(), [_Spec(args, d / "log", "master", "redis")])
+        )
+
+    @property
+    def port(self) -> int:
+        return self.nodes[0].port
+
+    def url(self, scheme: str = "redis", auth: str = "", query: str = "") -> str:
+        base = f"{scheme}://{auth + '@' if auth else ''}127.0.0.1:{self.port}/0"
+        return base + ("?" + query if query else "")
+
+
+@dataclass
 class ClusterTopology(_Base):
     """``masters`` masters each with ``replicas`` replicas, slots split evenly."""
 

@@ -26,7 +26,16 @@ from pyasynq._rdb import scripts
 from pyasynq._rdb.ops import Call, Command, Op
 from pyasynq.errors import BrokerError
 
-from .connection import Target, clone, connect, describe, node_client, pubsub_client
+from .connection import (
+    Target,
+    clone,
+    connect,
+    describe,
+    explain,
+    node_client,
+    pubsub_client,
+    refused,
+)
 
 
 class AsyncBroker:
@@ -45,6 +54,9 @@ class AsyncBroker:
         self._where = describe(self.redis)
         self._nodes: dict[tuple[str, int], AsyncBroker] = {}  # direct node links (cluster)
         self._loaded: set[str] = set()  # scripts sent with SCRIPT LOAD by this broker
+        # Whether Redis ever answered: until then a connection failure is more likely a
+        # wrong address, scheme or password than a failover, and is not ridden out.
+        self.reached = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._where}>"
@@ -63,30 +75,40 @@ class AsyncBroker:
                 with contextlib.suppress(RedisError):
                     await sentinel.aclose()
 
+    def _error(self, message: str, exc: BaseException) -> BrokerError:
+        """``message``, or what to check when the failure is one the user must fix."""
+        return BrokerError(explain(exc, self.redis, self._where, self.reached) or message)
+
     async def ping(self) -> None:
         try:
             await self.redis.ping()
         except (RedisError, RedisClusterException) as exc:
-            raise BrokerError(f"cannot reach Redis at {self._where}: {exc}") from exc
+            raise self._error(f"cannot reach Redis at {self._where}: {exc}", exc) from exc
+        self.reached = True
 
     async def run(self, op: Op) -> Any:
         """Run one script or command and return its reply."""
         try:
             if isinstance(op, Command):
-                return await self.redis.execute_command(*op.args)
-            try:
-                return await self.redis.evalsha(
-                    scripts.sha(op.script), len(op.keys), *op.keys, *op.args
-                )
-            except NoScriptError:
-                await self.redis.script_load(scripts.source(op.script))
-                return await self.redis.evalsha(
-                    scripts.sha(op.script), len(op.keys), *op.keys, *op.args
-                )
+                reply = await self.redis.execute_command(*op.args)
+            else:
+                try:
+                    reply = await self.redis.evalsha(
+                        scripts.sha(op.script), len(op.keys), *op.keys, *op.args
+                    )
+                except NoScriptError:
+                    await self.redis.script_load(scripts.source(op.script))
+                    reply = await self.redis.evalsha(
+                        scripts.sha(op.script), len(op.keys), *op.keys, *op.args
+                    )
         except ResponseError as exc:
-            raise BrokerError(f"{_name(op)} failed: {exc}") from exc
+            self.reached = True
+            raise self._error(f"{_name(op)} failed: {exc}", exc) from exc
         except (RedisError, RedisClusterException) as exc:
-            raise BrokerError(f"{_name(op)} failed on Redis at {self._where}: {exc}") from exc
+            message = f"{_name(op)} failed on Redis at {self._where}: {exc}"
+            raise self._error(message, exc) from exc
+        self.reached = True
+        return reply
 
     async def run_many(self, ops: Sequence[Op]) -> list[Any]:
         """Run many operations in one pipelined round trip (not a transaction). Each
@@ -113,9 +135,10 @@ class AsyncBroker:
                 for i, r in zip(again, await self._pipeline([ops[i] for i in again]), strict=True):
                     replies[i] = r
         except (RedisError, RedisClusterException) as exc:
-            raise BrokerError(f"pipeline failed on Redis at {self._where}: {exc}") from exc
+            raise self._error(f"pipeline failed on Redis at {self._where}: {exc}", exc) from exc
+        self.reached = True
         return [
-            _wrap(BrokerError(f"{_name(op)} failed: {r}"), r) if isinstance(r, Exception) else r
+            _wrap(self._error(f"{_name(op)} failed: {r}", r), r) if isinstance(r, Exception) else r
             for op, r in zip(ops, replies, strict=True)
         ]
 
@@ -237,6 +260,8 @@ _TRANSIENT_PREFIXES = ("READONLY", "LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTER
 
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` (or what it wraps) is a failover-type error rather than a refusal."""
+    if refused(exc):  # a redis-py AuthenticationError is a ConnectionError
+        return False
     cur: BaseException | None = exc
     while cur is not None:
         if isinstance(cur, _TRANSIENT_TYPES):

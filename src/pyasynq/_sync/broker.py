@@ -27,7 +27,16 @@ from pyasynq._rdb import scripts
 from pyasynq._rdb.ops import Call, Command, Op
 from pyasynq.errors import BrokerError
 
-from .connection import Target, clone, connect, describe, node_client, pubsub_client
+from .connection import (
+    Target,
+    clone,
+    connect,
+    describe,
+    explain,
+    node_client,
+    pubsub_client,
+    refused,
+)
 
 
 class Broker:
@@ -46,6 +55,9 @@ class Broker:
         self._where = describe(self.redis)
         self._nodes: dict[tuple[str, int], Broker] = {}  # direct node links (cluster)
         self._loaded: set[str] = set()  # scripts sent with SCRIPT LOAD by this broker
+        # Whether Redis ever answered: until then a connection failure is more likely a
+        # wrong address, scheme or password than a failover, and is not ridden out.
+        self.reached = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._where}>"
@@ -64,26 +76,40 @@ class Broker:
                 with contextlib.suppress(RedisError):
                     sentinel.close()
 
+    def _error(self, message: str, exc: BaseException) -> BrokerError:
+        """``message``, or what to check when the failure is one the user must fix."""
+        return BrokerError(explain(exc, self.redis, self._where, self.reached) or message)
+
     def ping(self) -> None:
         try:
             self.redis.ping()
         except (RedisError, RedisClusterException) as exc:
-            raise BrokerError(f"cannot reach Redis at {self._where}: {exc}") from exc
+            raise self._error(f"cannot reach Redis at {self._where}: {exc}", exc) from exc
+        self.reached = True
 
     def run(self, op: Op) -> Any:
         """Run one script or command and return its reply."""
         try:
             if isinstance(op, Command):
-                return self.redis.execute_command(*op.args)
-            try:
-                return self.redis.evalsha(scripts.sha(op.script), len(op.keys), *op.keys, *op.args)
-            except NoScriptError:
-                self.redis.script_load(scripts.source(op.script))
-                return self.redis.evalsha(scripts.sha(op.script), len(op.keys), *op.keys, *op.args)
+                reply = self.redis.execute_command(*op.args)
+            else:
+                try:
+                    reply = self.redis.evalsha(
+                        scripts.sha(op.script), len(op.keys), *op.keys, *op.args
+                    )
+                except NoScriptError:
+                    self.redis.script_load(scripts.source(op.script))
+                    reply = self.redis.evalsha(
+                        scripts.sha(op.script), len(op.keys), *op.keys, *op.args
+                    )
         except ResponseError as exc:
-            raise BrokerError(f"{_name(op)} failed: {exc}") from exc
+            self.reached = True
+            raise self._error(f"{_name(op)} failed: {exc}", exc) from exc
         except (RedisError, RedisClusterException) as exc:
-            raise BrokerError(f"{_name(op)} failed on Redis at {self._where}: {exc}") from exc
+            message = f"{_name(op)} failed on Redis at {self._where}: {exc}"
+            raise self._error(message, exc) from exc
+        self.reached = True
+        return reply
 
     def run_many(self, ops: Sequence[Op]) -> list[Any]:
         """Run many operations in one pipelined round trip (not a transaction). Each
@@ -110,9 +136,10 @@ class Broker:
                 for i, r in zip(again, self._pipeline([ops[i] for i in again]), strict=True):
                     replies[i] = r
         except (RedisError, RedisClusterException) as exc:
-            raise BrokerError(f"pipeline failed on Redis at {self._where}: {exc}") from exc
+            raise self._error(f"pipeline failed on Redis at {self._where}: {exc}", exc) from exc
+        self.reached = True
         return [
-            _wrap(BrokerError(f"{_name(op)} failed: {r}"), r) if isinstance(r, Exception) else r
+            _wrap(self._error(f"{_name(op)} failed: {r}", r), r) if isinstance(r, Exception) else r
             for op, r in zip(ops, replies, strict=True)
         ]
 
@@ -234,6 +261,8 @@ _TRANSIENT_PREFIXES = ("READONLY", "LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTER
 
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` (or what it wraps) is a failover-type error rather than a refusal."""
+    if refused(exc):  # a redis-py AuthenticationError is a ConnectionError
+        return False
     cur: BaseException | None = exc
     while cur is not None:
         if isinstance(cur, _TRANSIENT_TYPES):

@@ -139,6 +139,8 @@ class Client:
             try:
                 info = self._broker.run(Command(("INFO", "cluster")))
             except BrokerError as exc:
+                if not self._broker.reached:
+                    raise  # Redis never answered: the write would wait as long again
                 if is_transient(exc):
                     return True  # ask again next time
                 info = None  # e.g. an ACL without INFO: stay on the safe side
@@ -173,7 +175,13 @@ class Client:
                     _check_acked(acked, replicas, self._wait_timeout)
                 return
             except BrokerError as exc:
-                if not is_transient(exc) or monotonic() + delay > give_up:
+                # A Redis never reached is a wrong address, scheme or timeout, not a
+                # failover: say so now rather than after failover_timeout.
+                if (
+                    not is_transient(exc)
+                    or not self._broker.reached
+                    or monotonic() + delay > give_up
+                ):
                     raise
             retried = True
             time.sleep(delay)
