@@ -61,6 +61,11 @@ class AsyncBroker:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._where}>"
 
+    @property
+    def where(self) -> str:
+        """Where Redis is, without credentials (for messages)."""
+        return self._where
+
     async def aclose(self) -> None:
         for node in self._nodes.values():
             await node.aclose()

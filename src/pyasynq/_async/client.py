@@ -8,7 +8,8 @@ from time import monotonic
 from types import TracebackType
 from typing import Self
 
-from pyasynq._rdb.ops.base import Command, Op
+from pyasynq._rdb.ops import limits
+from pyasynq._rdb.ops.base import Call, Command, Op
 from pyasynq._rdb.ops.enqueue import (
     Prepared,
     enqueue_outcome,
@@ -55,6 +56,7 @@ class AsyncClient:
         self._failover_timeout = failover_timeout
         self._wait_replicas = wait_replicas
         self._wait_timeout = wait_timeout
+        self._max_bulk: int | None = None  # Redis' proto-max-bulk-len, read when needed
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._broker!r}>"
@@ -125,8 +127,29 @@ class AsyncClient:
             raise ValueError("wait_replicas must not be negative")
         cluster = self._cluster if self._cluster is not None else await self._slotted()
         p = prepare(task, options, self._clock.now_ns(), register=not cluster, wake=True)
+        await self._check_size([p.call], f"task {task.type!r}")
         await self._store(p, replicas, cluster)
         return p.info
+
+    async def _check_size(self, ops: list[Op], what: str) -> None:
+        """Raise ValueError when a value in ``ops`` is longer than Redis accepts. The
+        limit is read once, and only for values above the smallest one Redis allows."""
+        size = max(
+            (len(a) for op in ops if isinstance(op, Call) for a in op.args if isinstance(a, bytes)),
+            default=0,
+        )
+        if size <= limits.SMALLEST_MAX_BULK:
+            return
+        if self._max_bulk is None:
+            try:
+                reply: object = await self._broker.run(limits.max_bulk())
+            except BrokerError as exc:
+                if is_transient(exc):
+                    raise
+                reply = exc  # CONFIG refused (managed Redis, ACL): assume the default
+            self._max_bulk = limits.max_bulk_result(reply)
+        if size > self._max_bulk:
+            raise limits.too_big(what, size, self._max_bulk, self._broker.where)
 
     async def _slotted(self) -> bool:
         """Whether Redis hashes keys to slots (a Cluster, also one reached through a
@@ -217,6 +240,7 @@ class AsyncClient:
             return []
         cluster = self._cluster if self._cluster is not None else await self._slotted()
         plan = plan_many(items, self._clock.now_ns(), cluster=cluster)
+        await self._check_size(plan.ops, "a task of the batch")
         return plan_results(plan, await self._broker.run_many(plan.ops))
 
 

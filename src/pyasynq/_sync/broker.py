@@ -62,6 +62,11 @@ class Broker:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._where}>"
 
+    @property
+    def where(self) -> str:
+        """Where Redis is, without credentials (for messages)."""
+        return self._where
+
     def close(self) -> None:
         for node in self._nodes.values():
             node.close()
