@@ -545,6 +545,9 @@ def enqueue_call(op: Mapping[str, Any], now: float) -> tuple[pyasynq.Task, dict[
     for src, dst in simple.items():
         if src in o:
             kw[dst] = o[src]
+    if kw.get("max_retry", 0) < 0:
+        # Go's MaxRetry(n) makes a negative n 0; pyasynq refuses one (ValueError).
+        kw["max_retry"] = 0
     if "deadline_rel_now_s" in o:
         kw["deadline"] = int(now) + o["deadline_rel_now_s"]
     elif "deadline_unix" in o:

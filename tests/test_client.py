@@ -142,8 +142,11 @@ def test_every_plain_option(client: Any, r: redis.Redis) -> None:
     assert r.smembers(keys.ALL_QUEUES) == {b"critical"}
 
 
-def test_max_retry_negative_is_stored_as_zero(client: Any, r: redis.Redis) -> None:
-    assert client.enqueue(Task("t"), task_id="a", max_retry=-3).max_retry == 0
+def test_max_retry_negative_is_refused_before_writing(client: Any, r: redis.Redis) -> None:
+    with pytest.raises(ValueError, match="max_retry must be 0"):
+        client.enqueue(Task("t"), task_id="a", max_retry=-3)
+    assert r.keys("asynq:*") == []
+    assert client.enqueue(Task("t"), task_id="a", max_retry=0).max_retry == 0
     assert msg(r, "default", "a").retry == 0
 
 

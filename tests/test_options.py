@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from pyasynq._rdb.goopts import parse_option_strings
 from pyasynq.options import (
     DEFAULT_MAX_RETRY,
     DEFAULT_QUEUE,
@@ -14,6 +15,7 @@ from pyasynq.options import (
     Options,
     check_name,
 )
+from pyasynq.task import Task
 
 NOW = 1_700_000_000.25
 
@@ -35,11 +37,23 @@ def test_defaults() -> None:
     assert Options().resolve(NOW).task_id != r.task_id
 
 
-@pytest.mark.parametrize(
-    ("given", "max_retry"), [(0, 0), (3, 3), (-1, 0), (-3, 0), (2**31 - 1, 2**31 - 1)]
-)
-def test_max_retry_negative_clamps_to_zero(given: int, max_retry: int) -> None:
-    assert Options(max_retry=given).resolve(NOW).max_retry == max_retry
+@pytest.mark.parametrize("given", [0, 3, 2**31 - 1])
+def test_max_retry_is_stored_as_given(given: int) -> None:
+    assert Options(max_retry=given).resolve(NOW).max_retry == given
+
+
+@pytest.mark.parametrize("bad", [-1, -3, -(2**40)])
+def test_max_retry_negative_is_refused(bad: int) -> None:
+    # Go's MaxRetry(n) makes a negative n 0 without a word; here it is a clear error.
+    with pytest.raises(ValueError, match=r"max_retry must be 0 \(no retry"):
+        Options(max_retry=bad)
+    with pytest.raises(ValueError, match="max_retry must be 0"):
+        Task("t", max_retry=bad)
+
+
+def test_a_negative_max_retry_written_by_go_reads_as_zero() -> None:
+    # What Go's parser makes of the string, even though Go never writes one.
+    assert parse_option_strings(["MaxRetry(-2)"]).max_retry == 0
 
 
 @pytest.mark.parametrize("bad", [2**31, 10**20])

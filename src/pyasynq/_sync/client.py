@@ -11,8 +11,9 @@ from time import monotonic
 from types import TracebackType
 from typing import Self
 
+from pyasynq._rdb.ops import limits
 from pyasynq._rdb.ops import settings as rsettings
-from pyasynq._rdb.ops.base import Command, Op
+from pyasynq._rdb.ops.base import Call, Command, Op
 from pyasynq._rdb.ops.enqueue import (
     Prepared,
     enqueue_outcome,
@@ -72,6 +73,7 @@ class Client:
             if not callable(hook):
                 raise TypeError(f"enqueue hooks must be callable, got {hook!r}")
         self._checked = False  # INFO read: the topology (if unknown) and eviction policy
+        self._max_bulk: int | None = None  # Redis' proto-max-bulk-len, read when needed
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._broker!r}>"
@@ -184,18 +186,40 @@ class Client:
         cluster = self._cluster if self._checked and self._cluster is not None else self._slotted()
         if not self._hooks:
             p = prepare(task, options, self._clock.now_ns(), register=not cluster, wake=True)
+            self._check_size([p.call], f"task {task.type!r}")
             self._store(p, replicas, cluster)
             return p.info
         with ExitStack() as stack:
             ev, options = _hooked(stack, self._hooks, task, options)
             try:
                 p = prepare(task, options, self._clock.now_ns(), register=not cluster, wake=True)
+                self._check_size([p.call], f"task {task.type!r}")
                 self._store(p, replicas, cluster)
             except Exception as exc:
                 ev.error = exc
                 raise
             ev.info = p.info
             return p.info
+
+    def _check_size(self, ops: list[Op], what: str) -> None:
+        """Raise ValueError when a value in ``ops`` is longer than Redis accepts. The
+        limit is read once, and only for values above the smallest one Redis allows."""
+        size = max(
+            (len(a) for op in ops if isinstance(op, Call) for a in op.args if isinstance(a, bytes)),
+            default=0,
+        )
+        if size <= limits.SMALLEST_MAX_BULK:
+            return
+        if self._max_bulk is None:
+            try:
+                reply: object = self._broker.run(limits.max_bulk())
+            except BrokerError as exc:
+                if is_transient(exc):
+                    raise
+                reply = exc  # CONFIG refused (managed Redis, ACL): assume the default
+            self._max_bulk = limits.max_bulk_result(reply)
+        if size > self._max_bulk:
+            raise limits.too_big(what, size, self._max_bulk, self._broker.where)
 
     def _slotted(self) -> bool:
         """Whether Redis hashes keys to slots (a Cluster, also one reached through a
@@ -211,6 +235,8 @@ class Client:
         try:
             info = self._broker.run(rsettings.read_info())
         except BrokerError as exc:
+            if not self._broker.reached:
+                raise  # Redis never answered: the write would wait as long again
             if is_transient(exc):
                 return True if self._cluster is None else self._cluster  # ask again next time
             info = None  # e.g. an ACL without INFO: stay on the safe side
@@ -250,7 +276,13 @@ class Client:
                     _check_acked(acked, replicas, self._wait_timeout)
                 return
             except BrokerError as exc:
-                if not is_transient(exc) or monotonic() + delay > give_up:
+                # A Redis never reached is a wrong address, scheme or timeout, not a
+                # failover: say so now rather than after failover_timeout.
+                if (
+                    not is_transient(exc)
+                    or not self._broker.reached
+                    or monotonic() + delay > give_up
+                ):
                     raise
             retried = True
             time.sleep(delay)
@@ -286,6 +318,7 @@ class Client:
         cluster = self._cluster if self._checked and self._cluster is not None else self._slotted()
         if not self._hooks:
             plan = plan_many(items, self._clock.now_ns(), cluster=cluster)
+            self._check_size(plan.ops, "a task of the batch")
             return plan_results(plan, self._broker.run_many(plan.ops))
         with ExitStack() as stack:
             events: list[Enqueueing] = []
@@ -295,6 +328,7 @@ class Client:
                 items[i] = (task, merged)
             try:
                 plan = plan_many(items, self._clock.now_ns(), cluster=cluster)
+                self._check_size(plan.ops, "a task of the batch")
                 results = plan_results(plan, self._broker.run_many(plan.ops))
             except Exception as exc:
                 for ev in events:

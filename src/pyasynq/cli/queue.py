@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
+from pyasynq.errors import QueueNotEmptyError
 from pyasynq.inspection import QueueInfo
 
 from . import output as out
@@ -33,6 +35,8 @@ def register(sub: Any) -> None:
 
     v = verbs.add_parser("pause", help="stop servers from taking tasks from the queues")
     v.add_argument("queues", nargs="+", metavar="QUEUE")
+    v.add_argument("--allow-unknown", action="store_true",
+                   help="pause a queue that has no task yet, so that it starts paused")  # fmt: skip
     v.set_defaults(func=pause)
 
     v = verbs.add_parser("unpause", aliases=["resume"], help="let servers take tasks again")
@@ -120,6 +124,19 @@ def history(args: argparse.Namespace) -> int:
 @out.command
 def pause(args: argparse.Namespace) -> int:
     with out.connect(args) as insp:
+        known = set(insp.queues())
+        unknown = [q for q in args.queues if q not in known]
+        if unknown and not args.allow_unknown:
+            # A name never used looks like a typo: setting the flag (as asynq would) would
+            # leave the real queue running. Nothing is paused then.
+            names = ", ".join(repr(q) for q in unknown)
+            what = f"queue {names} does not" if len(unknown) == 1 else f"queues {names} do not"
+            print(
+                f"pyasynq: {what} exist; check the name (pyasynq queue ls), or pass "
+                "--allow-unknown to pause before the first task",
+                file=sys.stderr,
+            )
+            return 1
         for q in args.queues:
             insp.pause_queue(q)
             print(f"Paused queue {q!r}")
@@ -139,6 +156,14 @@ def unpause(args: argparse.Namespace) -> int:
 def rm(args: argparse.Namespace) -> int:
     with out.connect(args) as insp:
         for q in args.queues:
-            insp.delete_queue(q, force=args.force)
+            try:
+                insp.delete_queue(q, force=args.force)
+            except QueueNotEmptyError:
+                # The library's message speaks of force=True; here it is a flag.
+                print(
+                    f"pyasynq: queue {q!r} is not empty; pass --force to remove it with its tasks",
+                    file=sys.stderr,
+                )
+                return 1
             print(f"Removed queue {q!r}")
     return 0

@@ -27,7 +27,16 @@ from pyasynq.errors import (
 )
 from pyasynq.task import TaskState
 
-from .app import REFRESH_COOKIE, dashboard_of, is_htmx, refresh_choices, render, session_of, url
+from .app import (
+    REFRESH_COOKIE,
+    dashboard_of,
+    is_htmx,
+    refresh_choices,
+    render,
+    session_of,
+    small_int,
+    url,
+)
 from .security import CSRF_FIELD, CSRF_HEADER, csrf_ok
 
 # What applies to one task in each state, and to all of them (as the Inspector allows).
@@ -257,7 +266,7 @@ async def prefs(request: Request) -> Response:
     try:
         form = await _checked_form(request, changes_redis=False)
         raw = _field(form, "refresh")
-        if not raw.isdigit() or int(raw) not in refresh_choices(request):
+        if small_int(raw) not in refresh_choices(request):
             raise Outcome(f"Unknown refresh interval {raw!r}.", 400)
     except Outcome as exc:
         return _reply(request, exc.message, exc.status, url(request, "/"))

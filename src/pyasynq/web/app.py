@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -15,9 +16,10 @@ from urllib.parse import urlencode
 
 import jinja2
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -126,8 +128,15 @@ def create_app(
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     open_ = basic is None and callback is None
-    guard = Middleware(Guard, basic=basic, callback=callback, open_on_loopback=open_)
-    app = Starlette(routes=routes, middleware=[guard], lifespan=lifespan)
+    guard = Middleware(
+        Guard, basic=basic, callback=callback, open_on_loopback=open_, on_error=server_error
+    )
+    app = Starlette(
+        routes=routes,
+        middleware=[guard],
+        lifespan=lifespan,
+        exception_handlers={404: not_found},
+    )
     app.state.dashboard = dashboard
     return app
 
@@ -190,7 +199,8 @@ def session_of(request: Request) -> str:
 
 def url(request: Request, path: str, **params: Any) -> str:
     """A path inside the dashboard, wherever it is mounted, with a query string."""
-    base = str(request.scope.get("root_path", ""))
+    state = request.scope.get("state") or {}
+    base = str(state.get("pyasynq_root", request.scope.get("root_path", "")))
     query = {k: v for k, v in params.items() if v is not None and v != ""}
     return base + path + ("?" + urlencode(query) if query else "")
 
@@ -200,10 +210,21 @@ def here(request: Request) -> str:
     return str(request.scope["path"]) + ("?" + qs if qs else "")
 
 
+_SMALL_INT = re.compile(r"[0-9]{1,9}")
+
+
+def small_int(raw: str | None) -> int | None:
+    """``raw`` as a number when it is 1 to 9 ASCII digits, else None. (``str.isdigit``
+    also takes '²' and other digits ``int`` refuses, and ``int`` refuses very long ones.)"""
+    if raw is None or not _SMALL_INT.fullmatch(raw):
+        return None
+    return int(raw)
+
+
 def refresh_of(request: Request) -> int:
-    raw = request.cookies.get(REFRESH_COOKIE)
-    if raw is not None and raw.isdigit() and int(raw) in refresh_choices(request):
-        return int(raw)
+    value = small_int(request.cookies.get(REFRESH_COOKIE))
+    if value is not None and value in refresh_choices(request):
+        return value
     return dashboard_of(request).refresh_seconds
 
 
@@ -252,3 +273,19 @@ def render(
     out = HTMLResponse(body, status_code=status, headers=dict(headers or {}))
     out.headers["cache-control"] = "no-store"
     return out
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    """The styled page for a path the dashboard does not have (and a missing static
+    file); an HTTPException with a message of its own keeps it."""
+    detail = exc.detail if isinstance(exc, HTTPException) and exc.detail != "Not Found" else None
+    message = detail or f"The dashboard has no page at {request.url.path}."
+    return render(request, "error.html", {"nav": "", "heading": "Not found", "message": message},
+                  status=404)  # fmt: skip
+
+
+async def server_error(request: Request) -> Response:
+    """The page for a request that failed inside the dashboard (logged by the Guard)."""
+    message = "The dashboard failed to show this page; its log has the details."
+    return render(request, "error.html", {"nav": "", "heading": "Internal error",
+                                          "message": message}, status=500)  # fmt: skip

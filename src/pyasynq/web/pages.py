@@ -4,15 +4,18 @@ AsyncInspector and renders a template; htmx polls the same URL for the live regi
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pyasynq._async.broker import is_transient
 from pyasynq._async.inspector import AsyncInspector
 from pyasynq.errors import BrokerError, QueueNotFoundError, TaskNotFoundError
 from pyasynq.inspection import QueueInfo
@@ -20,7 +23,7 @@ from pyasynq.task import TaskInfo, TaskState
 
 from . import present
 from .actions import BULK_ACTIONS, TASK_ACTIONS
-from .app import dashboard_of, render
+from .app import dashboard_of, render, small_int
 from .redisinfo import redis_info, redis_settings
 
 TAB_STATES = ("pending", "active", "scheduled", "retry", "archived", "completed", "aggregating")
@@ -29,6 +32,8 @@ HISTORY_DAYS = (7, 14, 30, 90)
 VIEWS = ("json", "text", "hex")
 
 Context = dict[str, Any]
+
+log = logging.getLogger(__name__)
 
 
 class BadRequest(ValueError):
@@ -43,13 +48,13 @@ def _param(request: Request, name: str) -> str:
 
 
 def _choice(request: Request, name: str, choices: tuple[int, ...], default: int) -> int:
-    raw = request.query_params.get(name, "")
-    return int(raw) if raw.isdigit() and int(raw) in choices else default
+    value = small_int(request.query_params.get(name))
+    return value if value in choices else default
 
 
 def _page_number(request: Request) -> int:
-    raw = request.query_params.get("page", "")
-    return min(int(raw), 1_000_000) if raw.isdigit() and int(raw) >= 1 else 1
+    value = small_int(request.query_params.get("page"))
+    return min(value, 1_000_000) if value is not None and value >= 1 else 1
 
 
 async def _page(
@@ -72,15 +77,32 @@ async def _page(
     return render(request, template, {"nav": nav, **ctx}, status=status)
 
 
-async def _queue_infos(insp: AsyncInspector) -> list[QueueInfo]:
-    async def one(q: str) -> QueueInfo | None:
+@dataclass(frozen=True, slots=True)
+class BrokenQueue:
+    """A queue whose data Redis refuses to read (a key of the wrong type, say)."""
+
+    queue: str
+    message: str
+
+
+async def _queue_infos(insp: AsyncInspector) -> tuple[list[QueueInfo], list[BrokenQueue]]:
+    """Every queue's info, and the queues that could not be read. Redis down (a
+    connection failure) still fails the whole page; one bad queue does not."""
+
+    async def one(q: str) -> QueueInfo | BrokenQueue | None:
         try:
             return await insp.get_queue_info(q)
         except QueueNotFoundError:  # deleted between the two reads
             return None
+        except BrokerError as exc:
+            if is_transient(exc):
+                raise
+            log.warning("dashboard: queue %r cannot be read: %s", q, exc)
+            return BrokenQueue(q, str(exc))
 
     found = await asyncio.gather(*(one(q) for q in await insp.queues()))
-    return [i for i in found if i is not None]
+    infos = [i for i in found if isinstance(i, QueueInfo)]
+    return infos, [b for b in found if isinstance(b, BrokenQueue)]
 
 
 async def _history_rows(insp: AsyncInspector, queue: str, days: int) -> list[tuple[date, int, int]]:
@@ -97,12 +119,13 @@ async def overview(request: Request) -> Response:
     days = _choice(request, "days", HISTORY_DAYS, 7)
 
     async def load(insp: AsyncInspector) -> Context:
-        infos = await _queue_infos(insp)
+        infos, broken = await _queue_infos(insp)
         histories = await asyncio.gather(*(_history_rows(insp, i.queue, days) for i in infos))
         keys = ("size", *TAB_STATES, "processed", "failed")
         totals = {k: sum(getattr(i, k) for i in infos) for k in keys}
         return {
             "queues": infos,
+            "broken": broken,
             "totals": totals,
             "chart": present.history_chart(present.sum_by_day(histories)),
             "days": days,

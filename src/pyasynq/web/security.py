@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import inspect
 import ipaddress
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 AuthCallback = Callable[[Request], "bool | Awaitable[bool]"]
+ErrorPage = Callable[[Request], Awaitable[Response]]
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "pyasynq_session"
 CSRF_FIELD = "csrf_token"
@@ -142,7 +146,11 @@ def cross_site_reason(headers: dict[str, str], host: str) -> str | None:
 
 class Guard:
     """ASGI middleware: authenticate, refuse cross-site unsafe requests, give each
-    browser a session id (for the CSRF token), and add the security headers."""
+    browser a session id (for the CSRF token), and add the security headers.
+
+    It also answers a request the app failed on (logged here, once) with ``on_error``'s
+    page: Starlette's own error middleware sits outside every user middleware, so its
+    plain 500 would go out without the security headers."""
 
     def __init__(
         self,
@@ -151,11 +159,13 @@ class Guard:
         basic: BasicAuth | None,
         callback: AuthCallback | None,
         open_on_loopback: bool,
+        on_error: ErrorPage | None = None,
     ) -> None:
         self.app = app
         self.basic = basic
         self.callback = callback
         self.open_on_loopback = open_on_loopback
+        self.on_error = on_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -169,10 +179,18 @@ class Guard:
         new_session = None
         if not session or len(session) != 43:
             new_session = session = secrets.token_urlsafe(32)
-        scope.setdefault("state", {})["pyasynq_session"] = session
+        state = scope.setdefault("state", {})
+        state["pyasynq_session"] = session
+        # Where the dashboard is mounted; a route inside a Mount (static files) sees
+        # a longer root_path, which must not leak into the links of an error page.
+        state["pyasynq_root"] = str(scope.get("root_path", ""))
+
+        started = False
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
                 headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
@@ -184,7 +202,21 @@ class Guard:
         if refusal is not None:
             await refusal(scope, receive, send_with_headers)
             return
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            if started:  # too late for another response: the server closes the stream
+                raise
+            log.exception("dashboard: %s %s failed", request.method, request.url.path)
+            await (await self._error_page(request))(scope, receive, send_with_headers)
+
+    async def _error_page(self, request: Request) -> Response:
+        if self.on_error is not None:
+            try:
+                return await self.on_error(request)
+            except Exception:
+                log.exception("dashboard: the error page failed too")
+        return PlainTextResponse("Internal error: the dashboard's log has the details.", 500)
 
     async def _refuse(self, request: Request) -> Response | None:
         """The response refusing an unauthenticated request, or None to let it in."""
