@@ -26,6 +26,7 @@ from examples.signup.stack import Stack
 from pyasynq._rdb import keys
 
 ARCHIVED = keys.archived_key("critical")
+PROCESSED = keys.processed_total_key("critical")
 
 
 async def _create(session: AsyncSession, name: str) -> None:
@@ -80,6 +81,8 @@ async def test_enqueue_inside_the_transaction_loses_the_email_after_commit_does_
         assert message.rcpt_to == "late@example.com" and message.task_id == late_id
         assert r.zscore(ARCHIVED, late_id) is None
         assert r.zcard(ARCHIVED) == 1  # only the early one
+        # One task ran for "late" (two ran in all, with "early"'s): enqueued once.
+        assert int(r.get(PROCESSED) or 0) == 2
 
         # Rolled back: no user, no task.
         with pytest.raises(RuntimeError, match="payment declined"):
@@ -93,6 +96,7 @@ async def test_enqueue_inside_the_transaction_loses_the_email_after_commit_does_
         async with db.session() as session:
             assert await queries.get_user(session, "never") is None
         assert tasks_left(r) == 0 and r.zcard(ARCHIVED) == 1
+        assert int(r.get(PROCESSED) or 0) == 2
         assert not [k for k in r.scan_iter(match=keys.task_key("critical", "*"))
                     if b"never" in (r.hget(k, "msg") or b"")]  # fmt: skip
     finally:
