@@ -26,15 +26,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from pyasynq import AsyncClient
+from pyasynq.integrations.sqlalchemy import EnqueueAfterCommitError
 
 from . import queries
-from .db import AfterCommitError, Database, UniqueViolation
+from .db import Database, UniqueViolation
 from .distributor import PayloadSendVerifyEmail, TaskDistributor
 from .settings import Settings
 
@@ -88,9 +90,9 @@ async def create_user(request: Request) -> JSONResponse:
     distributor: TaskDistributor = request.app.state.distributor
     hashed = await asyncio.to_thread(hash_password, fields["password"])
     try:
-        async with db.transaction() as tx:
+        async with db.transaction() as session:
             user = await queries.create_user(
-                tx,
+                session,
                 username=fields["username"],
                 hashed_password=hashed,
                 full_name=fields["full_name"],
@@ -99,13 +101,13 @@ async def create_user(request: Request) -> JSONResponse:
             # Not enqueued yet: only once COMMIT succeeds, so a worker never looks for a
             # user that is not there (and a rolled-back sign-up sends nothing).
             pending = distributor.distribute_task_send_verify_email_after_commit(
-                tx, PayloadSendVerifyEmail(user.username)
+                session, PayloadSendVerifyEmail(user.username)
             )
     except UniqueViolation as exc:
         return JSONResponse(
             {"error": f"{exc.column} already exists", "field": exc.column}, status_code=409
         )
-    except AfterCommitError as exc:
+    except EnqueueAfterCommitError as exc:
         # The user is committed; only the email task is missing. Say so rather than
         # pretend the sign-up failed.
         logger.error("user %s created but not enqueued: %s", fields["username"], exc)
@@ -127,7 +129,9 @@ async def create_user(request: Request) -> JSONResponse:
 
 
 async def get_user(request: Request) -> JSONResponse:
-    user = await queries.get_user(request.app.state.db, request.path_params["username"])
+    db: Database = request.app.state.db
+    async with db.session() as session:
+        user = await queries.get_user(session, request.path_params["username"])
     if user is None:
         return JSONResponse({"error": "user not found"}, status_code=404)
     return JSONResponse({"user": user.public()})
@@ -140,15 +144,17 @@ async def verify_email(request: Request) -> JSONResponse:
     except (KeyError, ValueError):
         return JSONResponse({"error": "email_id and secret_code are required"}, 400)
     db: Database = request.app.state.db
-    async with db.transaction() as tx:
-        user = await queries.use_verify_email(tx, email_id, code)
+    async with db.transaction() as session:
+        user = await queries.use_verify_email(session, email_id, code)
     if user is None:
         return JSONResponse({"error": "unknown, used or expired code"}, status_code=404)
     return JSONResponse({"user": user.public()})
 
 
 async def healthz(request: Request) -> JSONResponse:
-    await request.app.state.db.fetchone("SELECT 1 AS ok")
+    db: Database = request.app.state.db
+    async with db.session() as session:
+        await session.execute(text("SELECT 1"))
     await request.app.state.client.ping()
     return JSONResponse({"ok": True})
 
@@ -156,7 +162,7 @@ async def healthz(request: Request) -> JSONResponse:
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     settings = Settings.from_env()
-    db = await Database.connect(settings.database_url)
+    db = Database(settings.database_url)
     await db.create_schema()
     client = AsyncClient(settings.redis_url)
     app.state.db = db

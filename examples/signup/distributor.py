@@ -7,10 +7,10 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Self
 
-from pyasynq import AsyncClient, Task, TaskInfo
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from .after_commit import PendingEnqueue, enqueue_after_commit
-from .db import Transaction
+from pyasynq import AsyncClient, Task, TaskInfo
+from pyasynq.integrations.sqlalchemy import PendingEnqueue, enqueue_on_commit
 
 TASK_SEND_VERIFY_EMAIL = "task:send_verify_email"
 QUEUE_CRITICAL = "critical"
@@ -53,9 +53,10 @@ class TaskDistributor:
         return await self.client.enqueue(payload.to_task(), **{**self.options, **options})
 
     def distribute_task_send_verify_email_after_commit(
-        self, tx: Transaction, payload: PayloadSendVerifyEmail, **options: Any
+        self, session: AsyncSession, payload: PayloadSendVerifyEmail, **options: Any
     ) -> PendingEnqueue:
-        """Enqueue once ``tx`` has committed; nothing if it rolls back."""
-        return enqueue_after_commit(
-            tx, self.client, payload.to_task(), **{**self.options, **options}
+        """Enqueue once ``session``'s transaction has committed; nothing if it rolls back
+        (pyasynq's SQLAlchemy integration). ``.info`` is the TaskInfo once enqueued."""
+        return enqueue_on_commit(
+            session, self.client, payload.to_task(), **{**self.options, **options}
         )

@@ -9,7 +9,7 @@ import smtplib
 from email.message import EmailMessage
 from urllib.parse import urlencode
 
-from .queries import User, VerifyEmail
+from .models import User, VerifyEmail
 
 SENDER = "Simple Bank <no-reply@simplebank.example>"
 

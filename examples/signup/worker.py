@@ -60,8 +60,13 @@ class TaskProcessor:
     async def db(self) -> Database:
         async with self._db_lock:
             if self._db is None:
-                self._db = await Database.connect(self.settings.database_url)
-                await self._db.create_schema()
+                db = Database(self.settings.database_url)
+                try:
+                    await db.create_schema()
+                except BaseException:
+                    await db.close()  # the next task tries again with a fresh engine
+                    raise
+                self._db = db
             return self._db
 
     async def close(self) -> None:
@@ -78,21 +83,22 @@ class TaskProcessor:
         tlog = log.with_fields(task_id=ctx.id, retry=ctx.retry_count, username=payload.username)
         tlog.info("sending verify email")
         db = await self.db()
-        user = await queries.get_user(db, payload.username)
+        async with db.session() as session:
+            user = await queries.get_user(session, payload.username)
         if user is None:
             # SkipRetry: the user will not appear by retrying (with enqueue-after-commit a
             # task only exists for committed users), so archive the task at once.
             raise SkipRetry(f"user {payload.username!r} not found: skip retry")
-        async with db.transaction() as tx:
-            ve = await queries.verify_email_for_task(tx, user, ctx.id)
+        async with db.transaction() as session:
+            ve = await queries.verify_email_for_task(session, user, ctx.id)
         if ve.sent_at is not None:
             # Sent by an earlier run of this task that died before acknowledging it.
             tlog.info("verify email already sent", email=user.email, verify_email_id=ve.id)
             return
         msg = verify_email_message(user, ve, public_url=self.settings.public_url, task_id=ctx.id)
         await self.mailer.send(msg)  # raises on refusal: the task is retried
-        async with db.transaction() as tx:
-            await queries.mark_sent(tx, ve.id)
+        async with db.transaction() as session:
+            await queries.mark_sent(session, ve.id)
         tlog.info("sent verify email", email=user.email, verify_email_id=ve.id)
 
 

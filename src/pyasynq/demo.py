@@ -19,7 +19,7 @@ from pathlib import Path
 
 # What the example imports beyond pyasynq (the `examples` extra; psycopg only for
 # PostgreSQL).
-_NEEDS = ("starlette", "uvicorn", "httpx", "aiosmtpd")
+_NEEDS = ("starlette", "uvicorn", "httpx", "aiosmtpd", "sqlalchemy", "greenlet", "aiosqlite")
 
 
 def _checkout() -> Path | None:

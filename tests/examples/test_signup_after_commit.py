@@ -2,8 +2,9 @@
 
 The seed enqueues inside the user's transaction. With no ProcessIn delay the worker runs
 the task before COMMIT, finds no user and archives the task (SkipRetry): the user never
-gets an email. Enqueued after commit, the same task finds the user and the email goes
-out; a rolled-back transaction enqueues nothing.
+gets an email. Enqueued after commit (pyasynq.integrations.sqlalchemy.enqueue_on_commit on
+the example's AsyncSession), the same task finds the user and the email goes out; a
+rolled-back transaction enqueues nothing.
 """
 
 from __future__ import annotations
@@ -15,20 +16,22 @@ from collections.abc import Callable
 import pytest
 import redis
 from signup_helpers import task_message, tasks_left
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import pyasynq
 from examples.signup import queries
-from examples.signup.db import Database, Transaction
+from examples.signup.db import Database
 from examples.signup.distributor import PayloadSendVerifyEmail, TaskDistributor
 from examples.signup.stack import Stack
 from pyasynq._rdb import keys
 
 ARCHIVED = keys.archived_key("critical")
+PROCESSED = keys.processed_total_key("critical")
 
 
-async def _create(tx: Transaction, name: str) -> None:
+async def _create(session: AsyncSession, name: str) -> None:
     await queries.create_user(
-        tx, username=name, hashed_password="-", full_name=name, email=f"{name}@example.com"
+        session, username=name, hashed_password="-", full_name=name, email=f"{name}@example.com"
     )
 
 
@@ -43,7 +46,7 @@ async def _poll(check: Callable[[], bool], timeout: float, what: str) -> None:
 async def test_enqueue_inside_the_transaction_loses_the_email_after_commit_does_not(
     stack: Callable[..., Stack], r: redis.Redis, redis_url: str, any_database_url: str
 ) -> None:
-    db = await Database.connect(any_database_url)
+    db = Database(any_database_url)
     await db.create_schema()
     st = stack(any_database_url)
     store = st.start_sink().store
@@ -59,7 +62,8 @@ async def test_enqueue_inside_the_transaction_loses_the_email_after_commit_does_
                 PayloadSendVerifyEmail("early")
             )
             await _poll(lambda: r.zscore(ARCHIVED, info.id) is not None, 20, "the worker")
-        assert await queries.get_user(db, "early") is not None  # committed, yet:
+        async with db.session() as session:
+            assert await queries.get_user(session, "early") is not None  # committed, yet:
         assert task_message(r, info.id).error_msg == "user 'early' not found: skip retry"
 
         # The fix: the task waits for COMMIT.
@@ -77,6 +81,8 @@ async def test_enqueue_inside_the_transaction_loses_the_email_after_commit_does_
         assert message.rcpt_to == "late@example.com" and message.task_id == late_id
         assert r.zscore(ARCHIVED, late_id) is None
         assert r.zcard(ARCHIVED) == 1  # only the early one
+        # One task ran for "late" (two ran in all, with "early"'s): enqueued once.
+        assert int(r.get(PROCESSED) or 0) == 2
 
         # Rolled back: no user, no task.
         with pytest.raises(RuntimeError, match="payment declined"):
@@ -87,8 +93,10 @@ async def test_enqueue_inside_the_transaction_loses_the_email_after_commit_does_
                 )
                 raise RuntimeError("payment declined")
         assert dropped.info is None
-        assert await queries.get_user(db, "never") is None
+        async with db.session() as session:
+            assert await queries.get_user(session, "never") is None
         assert tasks_left(r) == 0 and r.zcard(ARCHIVED) == 1
+        assert int(r.get(PROCESSED) or 0) == 2
         assert not [k for k in r.scan_iter(match=keys.task_key("critical", "*"))
                     if b"never" in (r.hget(k, "msg") or b"")]  # fmt: skip
     finally:

@@ -5,8 +5,10 @@ enqueue nothing."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import httpx
+import pytest
 import redis
 from signup_helpers import sign_up, task_message
 
@@ -68,3 +70,32 @@ def test_create_user_and_validation_errors(
     for name in ("bob", "carol"):
         assert httpx.get(f"{api}/users/{name}").status_code == 404
     assert httpx.get(f"{api}/users/alice").json()["user"]["email"] == "alice@example.com"
+
+
+@pytest.mark.single_node
+async def test_enqueue_failing_after_commit_keeps_the_user_and_says_so(
+    r: redis.Redis, redis_url: str, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from examples.signup.api import app
+
+    # Redis refuses every command on database 99: the enqueue after COMMIT fails.
+    monkeypatch.setenv("PYASYNQ_REDIS_URL", urlsplit(redis_url)._replace(path="/99").geturl())
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://api") as http,
+    ):
+        resp = await http.post(
+            "/users",
+            json={"username": "dora", "full_name": "Dora", "email": "dora@example.com",
+                  "password": "secret123"},
+        )  # fmt: skip
+        assert resp.status_code == 201, resp.text
+        body = resp.json()
+        # The user is committed, the task is missing, and the answer says which.
+        assert body["user"]["username"] == "dora" and body["verify_email_task"] is None
+        assert "committed" in body["warning"] and "task:send_verify_email" in body["warning"]
+        user = (await http.get("/users/dora")).json()["user"]
+        assert user["email"] == "dora@example.com"
+    assert _all_task_ids(r) == set()

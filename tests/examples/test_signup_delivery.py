@@ -4,11 +4,13 @@ while; a task for an unknown user is archived at once (SkipRetry)."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import redis
 from signup_helpers import sign_up, task_message, tasks_left, wait_until
 
@@ -84,3 +86,26 @@ def test_unknown_user_is_archived_with_skip_retry(
     assert store.counts() == (0, 0, 0)
     log = st.worker_log(0).read_text()
     assert 'msg="process task failed"' in log and "user 'ghost' not found" in log
+
+
+def test_the_link_in_the_email_verifies_the_address_once(
+    stack: Callable[..., Stack], r: redis.Redis, any_database_url: str
+) -> None:
+    st = stack(any_database_url)
+    store = st.start_sink().store
+    api = st.start_api()  # first: the workers put its URL in the link
+    st.start_workers(1)
+    assert sign_up(api, "erin").status_code == 201
+    wait_until(lambda: store.counts()[1] == 1, 20, "the email")
+    [message] = store.messages()
+    m = re.search(r"(http://\S+/verify_email\?email_id=(\d+)&secret_code=\S+)", message.body)
+    assert m and m.group(1).startswith(api), message.body
+
+    wrong = httpx.get(f"{api}/verify_email?email_id={m.group(2)}&secret_code=nope", timeout=10)
+    assert wrong.status_code == 404
+    assert httpx.get(f"{api}/users/erin").json()["user"]["is_email_verified"] is False
+    resp = httpx.get(m.group(1), timeout=10)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["user"]["is_email_verified"] is True
+    assert httpx.get(f"{api}/users/erin").json()["user"]["is_email_verified"] is True
+    assert httpx.get(m.group(1), timeout=10).status_code == 404  # a code works once

@@ -26,18 +26,18 @@ N_USERS = 40
 async def _create_users(database_url: str, redis_url: str, names: list[str]) -> None:
     """Users committed with their tasks enqueued after commit (the API's path, minus
     password hashing, which would only slow the test)."""
-    db = await Database.connect(database_url)
+    db = Database(database_url)
     await db.create_schema()
     async with pyasynq.AsyncClient(redis_url) as client:
         distributor = TaskDistributor(client, process_in=0)
         for name in names:
-            async with db.transaction() as tx:
+            async with db.transaction() as session:
                 await queries.create_user(
-                    tx, username=name, hashed_password="-", full_name=name,
+                    session, username=name, hashed_password="-", full_name=name,
                     email=f"{name}@example.com",
                 )  # fmt: skip
                 distributor.distribute_task_send_verify_email_after_commit(
-                    tx, PayloadSendVerifyEmail(name)
+                    session, PayloadSendVerifyEmail(name)
                 )
     await db.close()
 
