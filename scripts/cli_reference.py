@@ -25,9 +25,11 @@ HEADER = """\
 and tables; without it the output is plain text). `python -m pyasynq` is the same.
 
 Every command finds Redis the same way: `--redis-url URL` (before the command), else the
-environment variable `PYASYNQ_REDIS_URL`, else `REDIS_URL`, else it starts an embedded
-server with its data in `./.pyasynq/redis` and says so on stderr. The URL forms are those of
-[High availability](high-availability.md#connection-urls). Read commands take `--json` for
+environment variable `PYASYNQ_REDIS_URL`, else `REDIS_URL`, else the one embedded Redis
+that every command (and the Python API without a URL) shares in `./.pyasynq/redis`: started
+by the first, stopped when the last exits, and said on stderr ([The embedded
+Redis](embedded.md)). The URL forms, timeouts and connection errors are in [Connecting to
+Redis](connections.md). Read commands take `--json` for
 scripts. A mistake (a bad flag, an unknown queue, an unreachable Redis) ends with one line on
 stderr and exit status 2.
 
