@@ -90,6 +90,17 @@ async def failure(attempt: Awaitable[None]) -> tuple[str, float]:
     return message, time.monotonic() - start
 
 
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "unix:///nonexistent/redis.sock"])
+async def test_nothing_listening_fails_at_once_and_says_what_to_check(
+    url: str, enqueue: Attempt
+) -> None:
+    message, took = await failure(enqueue(url))
+    assert took < 2, took
+    assert message.startswith("cannot connect to Redis at "), message
+    assert "check that Redis runs there" in message
+    assert "INFO" not in message  # not the internal command the client happened to send
+
+
 async def test_missing_password_fails_at_once_and_says_how(
     locked: SingleServer, enqueue: Attempt
 ) -> None:

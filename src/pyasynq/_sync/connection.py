@@ -283,6 +283,7 @@ def explain(exc: BaseException, client: AnyRedis, where: str, reached: bool) -> 
         tls=tls,
         connect_timeout=None if reached else kw.get("socket_connect_timeout"),
         read_timeout=None if reached else kw.get("socket_timeout"),
+        first=not reached,
     )
 
 
@@ -294,6 +295,7 @@ def _explain(
     tls: bool,
     connect_timeout: float | None,
     read_timeout: float | None,
+    first: bool = False,
 ) -> str | None:
     text = str(exc)
     if refused(exc):
@@ -337,7 +339,17 @@ def _explain(
             f"Redis at {where} took the connection but did not answer within "
             f"{read_timeout:g} s: check that this address is a Redis server{tls_hint}"
         )
+    if first and isinstance(exc, ConnectionError) and _NOTHING_THERE.search(text):
+        # Never answered: a wrong address or a Redis that is not running, not an outage.
+        return (
+            f"cannot connect to Redis at {where} ({_one_line(text)}): check that Redis runs "
+            "there and the host and port (or socket path) in the URL"
+        )
     return None
+
+
+# What the OS says when nothing listens at the address (TCP, or a Unix socket path).
+_NOTHING_THERE = re.compile(r"Connection refused|Error 111|Error 2 |No such file or directory")
 
 
 # redis-py puts the repr of each sentinel's client (a ~900-character dump of the pool's
