@@ -49,6 +49,7 @@ PUBLIC = [
     "ServerConfig",
     "ServerInfo",
     "SkipRetry",
+    "Snooze",
     "Task",
     "TaskContext",
     "TaskIDConflictError",
