@@ -57,10 +57,12 @@ PUBLIC = [
     "TaskNotFoundError",
     "TaskState",
     "TaskStateError",
+    "TypedTask",
     "WorkerInfo",
     "__version__",
     "current_task",
     "default_retry_delay",
+    "typed_task",
 ]
 
 

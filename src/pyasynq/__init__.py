@@ -49,6 +49,7 @@ from .scheduler import (
 )
 from .server import Server
 from .task import EnqueueResult, Task, TaskInfo, TaskState
+from .typed import TypedTask, typed_task
 
 __version__ = "0.1.0"
 
@@ -102,8 +103,10 @@ __all__ = [
     "TaskNotFoundError",
     "TaskState",
     "TaskStateError",
+    "TypedTask",
     "WorkerInfo",
     "__version__",
     "current_task",
     "default_retry_delay",
+    "typed_task",
 ]
