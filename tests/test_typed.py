@@ -103,6 +103,17 @@ def test_bad_declarations_fail_at_the_decorator() -> None:
         typed_task("t", VerifyEmail, mux=mux)(lambda p: None)
 
 
+def test_an_explicit_payload_class_and_a_later_registration() -> None:
+    def handle(payload, task):  # type: ignore[no-untyped-def]
+        return payload
+
+    send = typed_task("email:verify", VerifyEmail)(handle)
+    assert send.payload_type is VerifyEmail
+    mux = ServeMux()
+    send.register(mux)
+    assert mux.match("email:verify") is send.handler
+
+
 def test_calling_it_calls_the_handler() -> None:
     @typed_task("t")
     def one(payload: VerifyEmail) -> str:
