@@ -6,6 +6,7 @@ tests/interop/test_snooze_typed_go.py."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import threading
 from collections.abc import Iterator
@@ -232,6 +233,14 @@ def test_nothing_is_stored_when_the_payload_is_invalid(client: Client, r: redis.
     with pytest.raises(TypeError, match="field 'attempts': expected int"):
         send.enqueue(client, username="alice", attempts="3")
     assert no_keys(r)
+
+
+def test_the_reserved_names_are_the_options_of_client_enqueue() -> None:
+    from pyasynq.typed import OPTION_NAMES
+
+    for method in (Client.enqueue, AsyncClient.enqueue):
+        params = set(inspect.signature(method).parameters) - {"self", "task"}
+        assert params == OPTION_NAMES
 
 
 def test_a_field_named_like_an_option_needs_an_object(client: Client, r: redis.Redis) -> None:

@@ -106,6 +106,7 @@ class TypedTask(Generic[P, R]):
         return f"<TypedTask {self.type!r} ({self.payload_type.__name__})>"
 
     def __call__(self, payload: P, task: Task | None = None) -> R:
+        """Call the handler itself with ``payload`` (and ``task``, if it takes one)."""
         if self._with_task:
             return self.fn(payload, task)
         return self.fn(payload)
