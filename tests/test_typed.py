@@ -376,3 +376,18 @@ def test_pydantic_models(client: Client, r: redis.Redis, redis_url: str) -> None
 
 def test_public_names() -> None:
     assert pyasynq.typed_task is typed_task and pyasynq.TypedTask is TypedTask
+
+
+def test_dataclass_payloads_do_not_need_pydantic() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, dataclasses, pyasynq\n"
+        "@dataclasses.dataclass\n"
+        "class A:\n    x: int\n"
+        "t = pyasynq.typed_task('a', A)(lambda p: None)\n"
+        "assert t.decode(t.task(x=1).payload) == A(1)\n"
+        "assert 'pydantic' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
