@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install -q -e ".[hiredis,embedded,examples,cli,prometheus,web,uvloop,otel,sqlalchemy,django,fastapi]" --group dev --group web-test --group integrations-test
+	$(BIN)/python -m pip install -q -e ".[hiredis,embedded,examples,cli,prometheus,web,uvloop,otel,sqlalchemy,django,fastapi,pydantic]" --group dev --group web-test --group integrations-test
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -32,7 +32,7 @@ test: $(STAMP)
 
 # The functional suites again on a real Redis Cluster of three masters (tests/conftest.py).
 test-cluster: $(STAMP) services
-	PYASYNQ_TEST_TOPOLOGY=cluster $(BIN)/python -m pytest -q tests/test_client.py tests/test_inspector.py tests/server tests/scheduler tests/test_conformance_enqueue.py
+	PYASYNQ_TEST_TOPOLOGY=cluster $(BIN)/python -m pytest -q tests/test_client.py tests/test_inspector.py tests/server tests/scheduler tests/test_conformance_enqueue.py tests/rdb/test_snooze_ops.py tests/test_typed.py
 
 test-slow: $(STAMP)
 	@eval "$$(bash scripts/services.sh env)" && $(BIN)/python -m pytest -q -m slow

@@ -153,7 +153,7 @@ def build() -> dict[str, Any]:
         ],
         unit="ops",
         stack=True,
-        description="succeeded, retried, archived or revoked, per handler run.",
+        description="succeeded, retried, archived, revoked or snoozed, per handler run.",
     )
     g.panel(
         "Throughput by type",

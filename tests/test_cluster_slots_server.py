@@ -14,7 +14,7 @@ import slots
 
 import pyasynq
 from pyasynq._rdb import codec, keys, scripts
-from pyasynq._rdb.ops import aggregation, processing, state
+from pyasynq._rdb.ops import aggregation, processing, snooze, state
 from pyasynq._sync.broker import Broker
 
 QUEUES = ["default", "élevé:q", "q:with:colons"]
@@ -26,7 +26,7 @@ SERVER_SCRIPTS = {
     "forward", "extend_leases", "list_lease_expired", "quarantine", "lease_orphans",
     "delete_expired_completed", "aggregation_check", "read_aggregation_set",
     "delete_aggregation_set", "reclaim_stale_aggregation_sets", "write_server_state",
-    "write_scheduler_entries", "record_scheduler_event", "list_registry",
+    "write_scheduler_entries", "record_scheduler_event", "list_registry", "snooze",
 }  # fmt: skip
 
 
@@ -77,6 +77,8 @@ def _drive(b: Broker, queue: str) -> None:
     processing.check_write(b.run(processing.retry(m4, NOW, NOW - 1, "boom", True, "a4")))
     m5 = _take(b, queue, "a5")
     processing.check_write(b.run(processing.archive(m5, NOW, "boom", "a5")))
+    m7 = _take(b, queue, "a7")
+    processing.check_write(b.run(snooze.snooze(m7, NOW - 1, "a7")))
     many = processing.dequeue_many_result(
         queue, b.run(processing.dequeue_many(queue, NOW, "a6", 10))
     )

@@ -49,6 +49,7 @@ PUBLIC = [
     "ServerConfig",
     "ServerInfo",
     "SkipRetry",
+    "Snooze",
     "Task",
     "TaskContext",
     "TaskIDConflictError",
@@ -56,10 +57,12 @@ PUBLIC = [
     "TaskNotFoundError",
     "TaskState",
     "TaskStateError",
+    "TypedTask",
     "WorkerInfo",
     "__version__",
     "current_task",
     "default_retry_delay",
+    "typed_task",
 ]
 
 

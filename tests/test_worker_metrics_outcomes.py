@@ -14,7 +14,7 @@ pytest.importorskip("prometheus_client", reason="needs the prometheus extra")
 from prometheus_client.parser import text_string_to_metric_families
 from test_metrics import FAST, bucket, get, q, scrape
 
-from pyasynq import Client, FakeClock, RevokeTask, ServeMux, Server, SkipRetry, Task
+from pyasynq import Client, FakeClock, RevokeTask, ServeMux, Server, SkipRetry, Snooze, Task
 from pyasynq._rdb.codec import TaskMessage
 from pyasynq._rdb.ops import processing
 from pyasynq._sync.broker import Broker
@@ -37,10 +37,14 @@ def test_outcomes_follow_asynqs_rules() -> None:
     m(_msg(retried=3), 0.1, ValueError("last"))  # none left: archived
     m(_msg(retried=0), 0.1, SkipRetry("bad input"))  # archived at once
     m(_msg(), 0.1, RevokeTask())
+    m(_msg(retried=3), 0.1, Snooze(30))  # not a failure, even with no retry left
     got = scrape(m.registry)
     lbl = q("default", type="img:resize")
     count = {o: got.get(("pyasynq_task_outcomes_total", _with(lbl, o))) for o in OUTCOMES}
-    assert count == {"succeeded": 1, "retried": 1, "archived": 2, "revoked": 1}
+    assert count == {"succeeded": 1, "retried": 1, "archived": 2, "revoked": 1, "snoozed": 1}
+    # A snooze is neither processed nor failed, as the Redis counters see it.
+    assert got[("pyasynq_tasks_processed_total", lbl)] == 5
+    assert got[("pyasynq_tasks_failed_total", lbl)] == 3
 
 
 def test_queue_wait_histogram() -> None:

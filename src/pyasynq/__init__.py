@@ -21,6 +21,7 @@ from .errors import (
     RevokeTask,
     ServerClosedError,
     SkipRetry,
+    Snooze,
     TaskIDConflictError,
     TaskNotFoundError,
     TaskStateError,
@@ -48,6 +49,7 @@ from .scheduler import (
 )
 from .server import Server
 from .task import EnqueueResult, Task, TaskInfo, TaskState
+from .typed import TypedTask, typed_task
 
 __version__ = "0.1.0"
 
@@ -93,6 +95,7 @@ __all__ = [
     "ServerConfig",
     "ServerInfo",
     "SkipRetry",
+    "Snooze",
     "Task",
     "TaskContext",
     "TaskIDConflictError",
@@ -100,8 +103,10 @@ __all__ = [
     "TaskNotFoundError",
     "TaskState",
     "TaskStateError",
+    "TypedTask",
     "WorkerInfo",
     "__version__",
     "current_task",
     "default_retry_delay",
+    "typed_task",
 ]

@@ -17,13 +17,16 @@ Hierarchy::
     ├── QueueStateError              pause a paused queue, unpause a running one
     └── ServerClosedError            the server was shut down
 
-    SkipRetry, RevokeTask            handler signals, not failures of pyasynq
+    SkipRetry, RevokeTask, Snooze    handler signals, not failures of pyasynq
 
 Bad arguments raise ``ValueError`` or ``TypeError`` at the call site, before anything
 is written to Redis.
 """
 
 from __future__ import annotations
+
+import math
+from datetime import timedelta
 
 __all__ = [
     "BrokerError",
@@ -38,6 +41,7 @@ __all__ = [
     "RevokeTask",
     "ServerClosedError",
     "SkipRetry",
+    "Snooze",
     "TaskGoneError",
     "TaskIDConflictError",
     "TaskNotFoundError",
@@ -143,3 +147,38 @@ class RevokeTask(Exception):
 
     def __init__(self, message: str = "revoke task") -> None:
         super().__init__(message)
+
+
+class Snooze(Exception):
+    """Raise from a handler to run the task again after ``delay``, for "not yet"
+    conditions (a resource not ready, a rate limit hit upstream): not a failure.
+
+    The task waits in the scheduled set, as a task enqueued with ``process_in`` does,
+    and runs again once the delay has passed. Unlike a retry, nothing about the attempt
+    is recorded on the task: its retry count, last error and the failed counters stay as
+    they were, and the error handler is not called. A task can snooze any number of
+    times; its deadline, if it has one, still applies.
+
+    Args:
+        delay: Seconds (``int``/``float``) or a ``timedelta``, at least 0. The task runs
+            again no earlier than that (whole seconds, rounded up).
+
+    Raises:
+        TypeError: ``delay`` is neither a number nor a timedelta.
+        ValueError: ``delay`` is negative or not finite.
+    """
+
+    def __init__(self, delay: float | timedelta) -> None:
+        if isinstance(delay, timedelta):
+            seconds = delay.total_seconds()
+        elif isinstance(delay, int | float) and not isinstance(delay, bool):
+            seconds = float(delay)
+        else:
+            raise TypeError(
+                f"Snooze(delay) takes seconds (int or float) or a timedelta, got {delay!r}"
+            )
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"Snooze delay must be a finite number of seconds >= 0, got {delay!r}")
+        self.delay = seconds
+        """How long to wait before the next run, in seconds."""
+        super().__init__(f"snooze for {seconds:g}s")

@@ -19,9 +19,12 @@ asynq dashboards and alerts work unchanged::
 ``ServerConfig.on_task_done`` and ``on_task_start`` (or ``metrics_port``, which serves it)::
 
     pyasynq_tasks_processed_total{queue,type}  counter: handler runs with an outcome
-    pyasynq_tasks_failed_total{queue,type}     counter: runs that raised (RevokeTask excluded)
+                                              (snoozed runs excluded, as in Redis)
+    pyasynq_tasks_failed_total{queue,type}     counter: runs that raised (RevokeTask and
+                                              Snooze excluded)
     pyasynq_task_outcomes_total{queue,type,outcome}  counter: what became of each run:
-                                              succeeded, retried, archived or revoked
+                                              succeeded, retried, archived, revoked or
+                                              snoozed
     pyasynq_task_duration_seconds{queue,type}  histogram: handler wall time
     pyasynq_task_queue_wait_seconds{queue,type}  histogram: time from becoming pending
                                               (enqueued, or forwarded when its process-at
@@ -51,7 +54,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
 
 from ._rdb.codec import TaskMessage
 from ._sync.inspector import Inspector
-from .errors import PyAsynqError, QueueNotFoundError, RevokeTask, SkipRetry
+from .errors import PyAsynqError, QueueNotFoundError, RevokeTask, SkipRetry, Snooze
 from .inspection import QueueInfo
 
 __all__ = ["DURATION_BUCKETS", "OUTCOMES", "QueueMetricsCollector", "WorkerMetrics"]
@@ -67,7 +70,7 @@ DURATION_BUCKETS = (
     1800.0, float("inf"),
 )  # fmt: skip
 # What the worker does after a handler run (asynq's rules, as the processor applies them).
-OUTCOMES = ("succeeded", "retried", "archived", "revoked")
+OUTCOMES = ("succeeded", "retried", "archived", "revoked", "snoozed")
 
 
 class QueueMetricsCollector(Collector):
@@ -165,11 +168,14 @@ def _wraps(exc: BaseException, kind: type[BaseException]) -> bool:
 
 def outcome(msg: TaskMessage, error: BaseException | None) -> str:
     """What the worker does after a run that ended with ``error`` (one of OUTCOMES):
-    RevokeTask revokes; retries exhausted or SkipRetry archive; other errors retry."""
+    RevokeTask revokes; Snooze snoozes; retries exhausted or SkipRetry archive; other
+    errors retry."""
     if error is None:
         return "succeeded"
     if _wraps(error, RevokeTask):
         return "revoked"
+    if _wraps(error, Snooze):
+        return "snoozed"
     if msg.retried >= msg.retry or _wraps(error, SkipRetry):
         return "archived"
     return "retried"
@@ -180,10 +186,11 @@ class WorkerMetrics:
 
     Call it as ``ServerConfig.on_task_done`` and give :meth:`task_started` as
     ``on_task_start`` (``metrics_port`` does both). A task counts as failed when its handler
-    raised anything but RevokeTask (a revoked task counts as processed, as in asynq);
-    the server's ``is_failure`` is not consulted. ``registry`` defaults to a registry of
-    its own, so two servers in one process do not clash; pass
-    ``prometheus_client.REGISTRY`` to publish through an endpoint you already serve.
+    raised anything but RevokeTask or Snooze (a revoked task counts as processed, as in
+    asynq; a snoozed run is neither processed nor failed, only an outcome); the server's
+    ``is_failure`` is not consulted. ``registry`` defaults to a registry of its own, so two
+    servers in one process do not clash; pass ``prometheus_client.REGISTRY`` to publish
+    through an endpoint you already serve.
     """
 
     def __init__(
@@ -221,10 +228,12 @@ class WorkerMetrics:
 
     def __call__(self, msg: TaskMessage, duration: float, error: BaseException | None) -> None:
         labels = (msg.queue, msg.type)
-        self.processed.labels(*labels).inc()
-        if error is not None and not _wraps(error, RevokeTask):
+        result = outcome(msg, error)
+        if result != "snoozed":  # a snooze is neither processed nor failed (Redis agrees)
+            self.processed.labels(*labels).inc()
+        if error is not None and result not in {"revoked", "snoozed"}:
             self.failed.labels(*labels).inc()
-        self.outcomes.labels(*labels, outcome(msg, error)).inc()
+        self.outcomes.labels(*labels, result).inc()
         self.duration.labels(*labels).observe(max(0.0, duration))
 
     def task_started(self, msg: TaskMessage, wait: float) -> None:

@@ -149,7 +149,7 @@ def test_the_producer_joins_the_callers_trace_and_carries_baggage(
     assert seen_baggage == ["acme"]
 
 
-def test_outcomes_archived_and_revoked(
+def test_outcomes_archived_revoked_and_snoozed(
     provider: TracerProvider,
     exporter: InMemorySpanExporter,
     pyasynq_client: pyasynq.Client,
@@ -170,9 +170,14 @@ def test_outcomes_archived_and_revoked(
     def revoke(task: pyasynq.Task) -> None:
         raise pyasynq.RevokeTask()
 
+    @mux.handler("snooze")
+    def snooze(task: pyasynq.Task) -> None:
+        raise pyasynq.Snooze(60)
+
     pyasynq_client.enqueue(pyasynq.Task("fail"), max_retry=0)
     pyasynq_client.enqueue(pyasynq.Task("skip"), max_retry=3)
     pyasynq_client.enqueue(pyasynq.Task("revoke"), max_retry=3)
+    pyasynq_client.enqueue(pyasynq.Task("snooze"), max_retry=0)
     pyasynq_worker.run_until_idle(mux)
 
     got = {
@@ -186,6 +191,7 @@ def test_outcomes_archived_and_revoked(
         "fail": ("archived", StatusCode.ERROR),
         "skip": ("archived", StatusCode.ERROR),
         "revoke": ("revoked", StatusCode.UNSET),
+        "snooze": ("snoozed", StatusCode.UNSET),
     }
     # A task enqueued without the hook starts a trace of its own at the worker.
     assert all(s.parent is None for s in exporter.get_finished_spans())

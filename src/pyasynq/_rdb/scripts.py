@@ -16,7 +16,7 @@ from importlib import resources
 ALLOW_OOM = frozenset({
     "dequeue", "dequeue_many", "done", "done_many", "mark_complete", "requeue", "retry",
     "archive", "extend_leases", "forward", "quarantine", "delete_expired_completed",
-    "lease_orphans", "write_server_state",
+    "lease_orphans", "write_server_state", "snooze",
 })  # fmt: skip
 _SHEBANG = "#!lua flags=allow-oom\n"
 

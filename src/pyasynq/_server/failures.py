@@ -3,9 +3,10 @@
 One line per failed attempt, written where the outcome is decided (the processor's
 ``_finish``), so no other layer repeats it: who (task id, type, queue), what became of
 it (retry n/max and when, archived, revoked) and the error as stored in ``error_msg``.
-A failed retry is a warning, an archived task an error. The traceback rides with the
-line the first time an error is raised from a given line of code (per process), and
-every time when debug logging is on: a failure that repeats stays one line per attempt.
+A snooze (not a failure) gets its one line too, at info. A failed retry is a warning,
+an archived task an error. The traceback rides with the line the first time an error is
+raised from a given line of code (per process), and every time when debug logging is on:
+a failure that repeats stays one line per attempt.
 """
 
 from __future__ import annotations
@@ -95,6 +96,11 @@ class FailureLog:
         else:
             outcome = f"retry exhausted ({msg.retried}/{msg.retry}), archived"
             self._emit(LogLevel.ERROR, msg, err, outcome, again)
+
+    def snoozed(self, msg: TaskMessage, delay: float) -> None:
+        """A handler's Snooze: expected, so info, and no error text."""
+        who = f'task {msg.id} (type "{msg.type}", queue "{msg.queue}")'
+        self._log.info("%s snoozed for %s", who, duration(delay))
 
     def revoked(self, msg: TaskMessage, err: BaseException) -> None:
         self._emit(LogLevel.WARN, msg, err, "RevokeTask, deleted without retrying")

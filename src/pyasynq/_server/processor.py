@@ -20,14 +20,14 @@ import random
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyasynq import _eventloop
 from pyasynq._rdb.codec import TaskMessage
-from pyasynq._rdb.ops import Op, processing
+from pyasynq._rdb.ops import Op, processing, snooze
 from pyasynq.config import default_retry_delay
 from pyasynq.context import ResultWriter, TaskContext, _current, set_current
-from pyasynq.errors import BrokerError, LeaseExpiredError, RevokeTask, SkipRetry
+from pyasynq.errors import BrokerError, LeaseExpiredError, RevokeTask, SkipRetry, Snooze
 from pyasynq.options import NO_OPTIONS
 from pyasynq.task import Task
 
@@ -45,17 +45,23 @@ if TYPE_CHECKING:
 
 LINGER = 1.0  # seconds a cancelled async handler gets to end before it is reported
 DEFAULT_TIMEOUT = 1800.0  # used when a task has neither timeout nor deadline (Go logs an error)
+E = TypeVar("E", bound=BaseException)
 
 
 def wraps(exc: BaseException, kind: type[BaseException]) -> bool:
     """Whether ``exc`` is ``kind`` or has it in its chain (Go's errors.Is): the explicit
     cause (``raise X from kind()``) and the implicit context, unless ``from None``
     detached it."""
+    return in_chain(exc, kind) is not None
+
+
+def in_chain(exc: BaseException, kind: type[E]) -> E | None:
+    """The first ``kind`` in ``exc``'s chain, as :func:`wraps` walks it (Go's errors.As)."""
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         if isinstance(cur, kind):
-            return True
+            return cur
         seen.add(id(cur))
         if cur.__cause__ is not None:
             cur = cur.__cause__
@@ -63,7 +69,7 @@ def wraps(exc: BaseException, kind: type[BaseException]) -> bool:
             cur = None
         else:
             cur = cur.__context__
-    return False
+    return None
 
 
 def task_deadline(msg: TaskMessage, now: float) -> float:
@@ -561,6 +567,12 @@ class Processor:
     async def _finish(self, active: ActiveTask, err: BaseException | None) -> None:
         rt, msg = self.rt, active.msg
         now = rt.clock.now()
+        # A snooze is the handler's "not yet", not an error: no error handler, no retry.
+        nap = None if err is None or wraps(err, RevokeTask) else in_chain(err, Snooze)
+        if nap is not None:
+            self.failures.snoozed(msg, nap.delay)
+            await self._write(active, snooze.snooze(msg, now + nap.delay, active.token))
+            return
         if err is not None and rt.config.error_handler is not None:
             await self._call_error_handler(msg, err)
         # asynq's order (processor.go handleFailedMessage): RevokeTask, then archive when

@@ -21,8 +21,8 @@ Attributes: ``messaging.system="asynq"``, ``messaging.operation.type`` (``send``
 ``messaging.message.body.size``, and pyasynq's own ``messaging.asynq.task.type``,
 ``messaging.asynq.task.retry_count``, ``messaging.asynq.task.max_retry`` and
 ``messaging.asynq.task.outcome`` (``succeeded``, ``retried``, ``archived``, ``revoked``,
-``canceled``). A failed attempt records the exception, sets ``error.type`` and the span
-status ERROR.
+``snoozed``, ``canceled``). A failed attempt records the exception, sets ``error.type`` and
+the span status ERROR (a revoked or snoozed one does not: neither is a failure).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     ) from exc
 
 import pyasynq
-from pyasynq import Enqueueing, RevokeTask, SkipRetry, Task
+from pyasynq import Enqueueing, RevokeTask, SkipRetry, Snooze, Task
 from pyasynq.hooks import EnqueueHook
 from pyasynq.mux import AsyncHandler, Middleware
 
@@ -94,12 +94,14 @@ def enqueue_hook(tracer_provider: TracerProvider | None = None) -> EnqueueHook:
 
 def outcome(error: BaseException | None, retry_count: int, max_retry: int) -> str:
     """What the worker does with an attempt that ended with ``error``, by asynq's rules:
-    ``succeeded``, ``revoked`` (RevokeTask), ``canceled``, ``archived`` (SkipRetry or no
-    retry left) or ``retried``."""
+    ``succeeded``, ``revoked`` (RevokeTask), ``snoozed`` (Snooze), ``canceled``,
+    ``archived`` (SkipRetry or no retry left) or ``retried``."""
     if error is None:
         return "succeeded"
     if _wraps(error, RevokeTask):
         return "revoked"
+    if _wraps(error, Snooze):
+        return "snoozed"
     if isinstance(error, asyncio.CancelledError):
         return "canceled"
     if retry_count >= max_retry or _wraps(error, SkipRetry):
@@ -150,7 +152,7 @@ def middleware(tracer_provider: TracerProvider | None = None) -> Middleware:
             except BaseException as exc:
                 result = outcome(exc, ctx.retry_count, ctx.max_retry)
                 span.set_attribute("messaging.asynq.task.outcome", result)
-                if result != "revoked":
+                if result not in {"revoked", "snoozed"}:
                     span.record_exception(exc)
                     span.set_attribute("error.type", type(exc).__qualname__)
                     span.set_status(Status(StatusCode.ERROR, str(exc)))
