@@ -18,9 +18,11 @@ from .errors import (
     QueueStateError,
     RedisOutOfMemoryError,
     ReplicationError,
+    ResultTimeoutError,
     RevokeTask,
     ServerClosedError,
     SkipRetry,
+    TaskFailedError,
     TaskIDConflictError,
     TaskNotFoundError,
     TaskStateError,
@@ -47,7 +49,7 @@ from .scheduler import (
     SchedulerConfig,
 )
 from .server import Server
-from .task import EnqueueResult, Task, TaskInfo, TaskState
+from .task import EnqueueResult, Task, TaskInfo, TaskProgress, TaskState
 
 __version__ = "0.1.0"
 
@@ -80,6 +82,7 @@ __all__ = [
     "RealClock",
     "RedisOutOfMemoryError",
     "ReplicationError",
+    "ResultTimeoutError",
     "ResultWriter",
     "RevokeTask",
     "Scheduler",
@@ -95,9 +98,11 @@ __all__ = [
     "SkipRetry",
     "Task",
     "TaskContext",
+    "TaskFailedError",
     "TaskIDConflictError",
     "TaskInfo",
     "TaskNotFoundError",
+    "TaskProgress",
     "TaskState",
     "TaskStateError",
     "WorkerInfo",

@@ -20,6 +20,7 @@
 -- the all-time counter is near MaxInt64, where it steps one task at a time to wrap as Go.
 -- LREM scans active from the tail, where the oldest leases are: done tasks are found
 -- there first (an id is in active at most once).
+-- pyasynq waiters: a task whose hash has `pyasynq:notify` is announced as done.lua does.
 local out = {}
 local count = tonumber(ARGV[4])
 local tokens, locks = {}, {}
@@ -38,9 +39,10 @@ for i = 1, count do
     local id, token, lock = ARGV[4 + i], tokens[i], locks[i]
     local key = ARGV[3] .. id
     local result = 1
+    local attempt, notify = unpack(redis.call("HMGET", key, "attempt", "pyasynq:notify"))
+    local data = notify and redis.call("HGET", key, "result")
     if token ~= ""
-        and redis.call("HGET", key, "attempt")
-            ~= token .. " " .. (redis.call("ZSCORE", KEYS[2], id) or "-")
+        and attempt ~= token .. " " .. (redis.call("ZSCORE", KEYS[2], id) or "-")
         and redis.call("EXISTS", key) == 1 then
         result = "LEASE LOST"
     elseif redis.call("LREM", KEYS[1], -1, id) == 0 then
@@ -53,6 +55,12 @@ for i = 1, count do
         n = n + 1
         if lock and redis.call("GET", lock) == id then
             redis.call("DEL", lock)
+        end
+        if notify then
+            local note = "completed:" .. #key .. ":" .. key .. (data or "")
+            for ch in string.gmatch(notify, "%S+") do
+                redis.call("PUBLISH", ch, note)
+            end
         end
     end
     out[#out + 1] = result
