@@ -219,12 +219,13 @@ class AsyncResultListener:
 
         while True:
             try:
+                await self._broker.ping()  # a cluster client learns its nodes here
                 stream = self._broker.messages(self.channel, on_subscribed=subscribed)
                 async for _, data in stream:
                     targets, event = _route(self._waiters, data)
                     for events in targets:
                         events.put_nowait(event)
-            except BrokerError as exc:
+            except Exception as exc:  # BrokerError, or a client-side failure: same cure
                 self._subscribed.clear()
                 logger.warning(
                     "pyasynq result listener: %s; resubscribing in %.1fs (waiters poll "
@@ -349,7 +350,7 @@ class ResultListener:
                         targets, event = _route(self._waiters, data)
                     for events in targets:
                         events.put(event)
-            except BrokerError as exc:
+            except Exception as exc:  # BrokerError, or a client-side failure: same cure
                 self._subscribed.clear()
                 if self._closed:
                     return
