@@ -144,6 +144,23 @@ def test_task_inspect(cli: Cli, every_state: float) -> None:
     assert missing.err == "pyasynq: task 'nope' does not exist in queue 'default'\n"
 
 
+def test_task_inspect_and_ls_show_progress(cli: Cli, r: redis.Redis) -> None:
+    seed_active(r, make_msg("run1"), lease_expiry=time.time() + 30)
+    progress = '{"fraction":0.4,"message":"resized 4/10","at":1700000000}'
+    r.hset(keys.task_key(Q, "run1"), "pyasynq:progress", progress)
+    shown = cli("task", "inspect", "-q", Q, "-i", "run1").out
+    assert "40% resized 4/10" in shown
+    info = cli("task", "inspect", "-q", Q, "-i", "run1", "--json").json()
+    assert info["progress"] == {
+        "fraction": 0.4,
+        "message": "resized 4/10",
+        "updated_at": "2023-11-14T22:13:20+00:00",
+    }
+    listed = cli("task", "ls", "-q", Q, "-s", "active").out
+    assert "40%" in listed and "resized" in listed
+    assert cli("task", "ls", "-q", Q, "-s", "active", "--json").json()[0]["progress"]
+
+
 def test_payloads_are_shown_safely(cli: Cli, r: redis.Redis) -> None:
     # Raw bytes and terminal escape sequences are shown as hex, never written raw.
     seed_pending(r, make_msg("bin", payload=b"\x00\xff\x10"))

@@ -120,7 +120,12 @@ RETRIED: Column = ("Retried>", lambda t, _: f"{t.retried}/{t.max_retry}")
 LAST_FAILED: Column = ("Last failed", lambda t, now: out.fmt_time(t.last_failed_at, now))
 COLUMNS: dict[TaskState, list[Column]] = {
     S.PENDING: [*COMMON, RETRIED],
-    S.ACTIVE: [*COMMON, ("Orphaned", lambda t, _: "yes" if t.is_orphaned else ""), RETRIED],
+    S.ACTIVE: [
+        *COMMON,
+        ("Orphaned", lambda t, _: "yes" if t.is_orphaned else ""),
+        RETRIED,
+        ("Progress", lambda t, _: fmt_progress(t, 40)),
+    ],
     S.SCHEDULED: [*COMMON, ("Process at", lambda t, now: out.fmt_time(t.next_process_at, now))],
     S.RETRY: [
         *COMMON,
@@ -172,6 +177,15 @@ def ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def fmt_progress(t: TaskInfo, width: int = 200) -> str:
+    """``40% resized 4/10``: the last progress the task's handler reported, or ``-``."""
+    p = t.progress
+    if p is None:
+        return "-"
+    text = f"{p.fraction:.0%}" + (f" {p.message}" if p.message else "")
+    return text[:width] + ("…" if len(text) > width else "")
+
+
 def task_fields(t: TaskInfo) -> list[tuple[str, str]]:
     now = datetime.now(UTC)
     payload, kind = out.show_bytes(t.payload)
@@ -184,6 +198,7 @@ def task_fields(t: TaskInfo) -> list[tuple[str, str]]:
         ("Headers", ", ".join(f"{k}={v}" for k, v in sorted(t.headers.items())) or "-"),
         ("Group", t.group or "-"),
         ("Retried", f"{t.retried} of {t.max_retry}"),
+        ("Progress", fmt_progress(t)),
         ("Last error", t.last_err or "-"),
         ("Last failed", out.fmt_time(t.last_failed_at, now)),
         ("Timeout", out.fmt_duration(t.timeout.total_seconds()) if t.timeout else "-"),
