@@ -366,3 +366,40 @@ def test_progress_arguments_are_checked(servers: Servers, client: Client) -> Non
     info = client.enqueue(Task("bad"), queue=Q, retention=60)
     client.wait_result(info.id, queue=Q, timeout=10)
     assert [type(e) for e in errors] == [ValueError, ValueError, TypeError, TypeError]
+
+
+def test_done_many_announces_only_while_someone_waits_on_the_queue(
+    client: Client, broker: Broker, r: Any
+) -> None:
+    chan = results.channel("probe")
+    ids = [client.enqueue(Task("x"), queue=Q).id for _ in range(4)]
+    for tid in ids:  # as a waiter that has since gone: the field stays, the flag expires
+        r.hset(keys.task_key(Q, tid), NOTIFY, chan)
+    sub = r.pubsub()
+    sub.subscribe(chan)
+    wait_for(lambda: sub.get_message(timeout=0.1), what="the subscription")
+
+    def finish_two() -> None:
+        now = time.time()
+        got = []
+        for tok in ("a", "b"):
+            m = processing.dequeue_result(Q, broker.run(processing.dequeue(Q, now, tok)))
+            assert m is not None and m.msg is not None
+            got.append((m.msg, tok))
+        replies = processing.done_many_result(broker.run(processing.done_many(Q, now, got)), 2)
+        assert replies == [1, 1]
+
+    finish_two()  # no asynq:{q}:pyasynq:waiting: the batch sends nothing
+    # A waiter's read sets the queue's flag: now the batch announces each task.
+    assert results.outcome(broker.run(results.watch(Q, ids[2], chan))).state == "pending"
+    assert r.ttl(keys.waiting_key(Q)) > 0
+    finish_two()
+    notes = []
+    deadline = time.monotonic() + 5
+    while len(notes) < 2 and time.monotonic() < deadline:
+        m = sub.get_message(timeout=0.1)
+        if m and m["type"] == "message":
+            notes.append(results.parse_notice(m["data"]))
+    sub.close()
+    assert sorted(key for _, key, _ in notes) == sorted(keys.task_key(Q, t) for t in ids[2:])
+    assert {kind for kind, _, _ in notes} == {"completed"}

@@ -32,6 +32,7 @@ from .base import Call
 CHANNEL_PREFIX = "pyasynq:result:"
 MAX_CHANNELS = 16  # channels one task keeps in pyasynq:notify; older ones drop out
 MAX_MESSAGE = 1000  # characters of a progress message that are kept
+WAITING_TTL = 60  # seconds asynq:{q}:pyasynq:waiting outlives the last read of a waiter
 
 COMPLETED = "completed"
 ARCHIVED = "archived"
@@ -45,7 +46,11 @@ def channel(listener_id: str) -> str:
 
 def watch(queue: str, task_id: str, chan: str) -> Call:
     """Read the task's state and register ``chan`` for its outcome; see :func:`outcome`."""
-    return Call("watch_result", [keys.task_key(queue, task_id)], [chan, MAX_CHANNELS])
+    return Call(
+        "watch_result",
+        [keys.task_key(queue, task_id), keys.waiting_key(queue)],
+        [chan, MAX_CHANNELS, WAITING_TTL],
+    )
 
 
 @dataclass(frozen=True, slots=True)
