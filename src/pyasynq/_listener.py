@@ -366,3 +366,4 @@ class ResultListener:
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout=2.0)  # the subscription checks the flag every second
+        self._subscribed.clear()
