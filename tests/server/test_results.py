@@ -403,3 +403,35 @@ def test_done_many_announces_only_while_someone_waits_on_the_queue(
     sub.close()
     assert sorted(key for _, key, _ in notes) == sorted(keys.task_key(Q, t) for t in ids[2:])
     assert {kind for kind, _, _ in notes} == {"completed"}
+
+
+def test_closing_the_client_ends_its_listener_thread(client: Client, redis_url: str) -> None:
+    c = Client(redis_url)
+    with pytest.raises(TaskNotFoundError):
+        c.wait_result("nothing-here", queue=Q, timeout=5)
+    listener = c._results
+    assert listener is not None and listener._thread is not None
+    thread = listener._thread
+    assert thread.is_alive()
+    c.close()
+    assert not thread.is_alive()
+
+
+def test_progress_outside_a_server_and_after_the_context_ended() -> None:
+    from datetime import UTC, datetime
+
+    from pyasynq._server.base import Flag
+    from pyasynq.context import ResultWriter, TaskContext
+
+    done = Flag()
+    writer = ResultWriter("t1", None, None, done)  # type: ignore[arg-type]
+    ctx = TaskContext(
+        id="t1", type="x", queue=Q, retry_count=0, max_retry=0,
+        deadline=datetime.now(UTC), result_writer=writer, _done=done,
+    )  # fmt: skip
+    ctx.progress(0.5, "checked, recorded nowhere")  # no server: validated only
+    with pytest.raises(ValueError, match="from 0 to 1"):
+        ctx.progress(2)
+    done.set()
+    with pytest.raises(RuntimeError, match="context is done"):
+        ctx.progress(0.9)
