@@ -383,3 +383,21 @@ def test_client_enqueued_tasks_list(cli: Cli, client: Client) -> None:
     b = client.enqueue(Task("b", b"2"))
     ids = [t["id"] for t in cli("task", "ls", "-q", Q, "-s", "pending", "--json").json()]
     assert ids == [a.id, b.id]
+
+
+def test_task_wait_prints_the_result_or_the_failure(
+    cli: Cli, client: Client, r: redis.Redis
+) -> None:
+    seed_completed(r, make_msg("w1", retention=3600, completed_at=int(time.time())),
+                   expires_at=time.time() + 3600)  # fmt: skip
+    r.hset(keys.task_key(Q, "w1"), "result", b"the answer")
+    res = cli("task", "wait", "-q", Q, "-i", "w1", "--timeout", "5")
+    assert (res.code, res.out) == (0, "the answer\n"), res.err
+    assert cli("task", "wait", "-q", Q, "-i", "w1", "--json").json()["result"] == "the answer"
+    seed_archived(r, make_msg("w2", error_msg="disk full", last_failed_at=int(time.time())),
+                  archived_at=time.time())  # fmt: skip
+    failed = cli("task", "wait", "-q", Q, "-i", "w2", "--timeout", "5")
+    assert failed.code == 1 and "disk full" in failed.err
+    pending = client.enqueue(Task("slow"), queue=Q).id
+    late = cli("task", "wait", "-q", Q, "-i", pending, "--timeout", "0.2")
+    assert late.code == 1 and "did not finish within 0.2s" in late.err

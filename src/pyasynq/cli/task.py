@@ -1,4 +1,5 @@
-"""``pyasynq task ls|inspect|cancel|archive|delete|run|archiveall|deleteall|runall|enqueue``."""
+"""``pyasynq task ls|inspect|wait|cancel|archive|delete|run|archiveall|deleteall|runall|
+enqueue``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyasynq._rdb.goopts import parse_go_duration
-from pyasynq.task import Task, TaskInfo, TaskState
+from pyasynq.task import Task, TaskInfo, TaskProgress, TaskState
 
 from . import output as out
 from .common import UsageError
@@ -44,6 +45,8 @@ def register(sub: Any) -> None:
     _id(v)
     out.add_read_flags(v)
     v.set_defaults(func=inspect)
+
+    _register_wait(verbs)
 
     v = verbs.add_parser("cancel", help="ask the servers to cancel running tasks")
     v.add_argument("ids", nargs="+", metavar="TASK_ID")
@@ -229,6 +232,42 @@ def inspect(args: argparse.Namespace) -> int:
         out.print_json(info)
     else:
         render_task(out.console(), info)
+    return 0
+
+
+def _register_wait(verbs: Any) -> None:
+    v = verbs.add_parser(
+        "wait", help="wait until a task finishes; print its result (and progress on stderr)"
+    )
+    _queue(v)
+    _id(v)
+    v.add_argument("--timeout", type=float, help="give up after this many seconds")
+    out.add_read_flags(v)
+    v.set_defaults(func=wait)
+
+
+@out.command
+def wait(args: argparse.Namespace) -> int:
+    from pyasynq._sync.client import Client
+
+    def shown(p: TaskProgress) -> None:
+        print(f"progress: {p.fraction:.0%} {p.message}".rstrip(), file=sys.stderr, flush=True)
+
+    with out.redis(args) as url:
+        with out.usage():
+            client = Client(url)
+        with client:
+            client.ping()
+            with out.usage():
+                result = client.wait_result(
+                    args.id, queue=args.queue, timeout=args.timeout, on_progress=shown
+                )
+    text, kind = out.show_bytes(result)
+    if args.json:
+        out.print_json({"id": args.id, "queue": args.queue, "result": text,
+                        "result_encoding": kind})  # fmt: skip
+    elif result:
+        print(text)
     return 0
 
 
