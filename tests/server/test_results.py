@@ -435,3 +435,29 @@ def test_progress_outside_a_server_and_after_the_context_ended() -> None:
     done.set()
     with pytest.raises(RuntimeError, match="context is done"):
         ctx.progress(0.9)
+
+
+async def test_async_waiters_survive_a_lost_subscription(
+    servers: Servers, redis_url: str, r: redis.Redis
+) -> None:
+    gate = Gate()
+    servers.start(holding_mux(gate, b"async after reconnect"), queues={Q: 1})
+    aclient = AsyncClient(redis_url)
+    try:
+        info = await aclient.enqueue(Task("hold"), queue=Q, retention=60)
+        await asyncio.to_thread(gate.wait_entered)
+        seen: list[TaskProgress] = []
+
+        async def on_progress(p: TaskProgress) -> None:
+            seen.append(p)
+
+        waiting = asyncio.create_task(
+            aclient.wait_result(info.id, queue=Q, timeout=20, on_progress=on_progress)
+        )
+        await asyncio.to_thread(wait_for, lambda: registered(r, info.id), 5, "registration")
+        assert _kill_subscribers(r) >= 1
+        gate.release.set()
+        assert await waiting == b"async after reconnect"
+        assert [(p.fraction, p.message) for p in seen] == [(0.5, "half way")]
+    finally:
+        await aclient.aclose()
