@@ -303,11 +303,15 @@ def test_progress_is_coalesced_to_ten_writes_a_second_and_the_last_value_wins(
     gate = Gate()
     mux = ServeMux()
 
+    took: list[float] = []
+
     @mux.handler("busy")
     async def busy(task: Task) -> None:
+        t0 = time.monotonic()
         for i in range(1, 101):
             current_task().progress(i / 100, f"step {i}")
             await asyncio.sleep(0.005)
+        took.append(time.monotonic() - t0)
         gate.entered.set()
         await asyncio.to_thread(gate.release.wait, 10)
 
@@ -323,8 +327,8 @@ def test_progress_is_coalesced_to_ten_writes_a_second_and_the_last_value_wins(
     wait_for(lambda: w.progress and w.progress[-1].fraction == 1.0, what="the last event")
     gate.release.set()
     w.result()
-    # About 0.5 s or more of reports, one write per 0.1 s at most: far fewer than 100.
-    assert 2 <= len(w.progress) <= 12, len(w.progress)
+    # One write per 0.1 s at most (plus the first, at once): far fewer than 100 reports.
+    assert 2 <= len(w.progress) <= took[0] / 0.1 + 2, (len(w.progress), took)
     assert w.progress[-1].message == "step 100"
 
 
