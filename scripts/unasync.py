@@ -32,6 +32,7 @@ SUBS = [
     ("AsyncBroker", "Broker"),
     ("AsyncClient", "Client"),
     ("AsyncInspector", "Inspector"),
+    ("AsyncResultListener", "ResultListener"),
     ("AsyncIterator", "Iterator"),
     ("AsyncIterable", "Iterable"),
     ("asyncio.sleep", "time.sleep"),

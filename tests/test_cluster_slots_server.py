@@ -138,4 +138,5 @@ def test_every_script_is_covered_by_a_slot_test() -> None:
         n for n in scripts.names() if n.startswith("inspect_")
     }  # tests/rdb/test_inspect.py
     scheduler = {"scheduler_enqueue"}  # tests/scheduler/test_slots.py
-    assert set(scripts.names()) == SERVER_SCRIPTS | enqueue | inspector | scheduler
+    waiting = {"watch_result", "report_progress"}  # tests/test_cluster_slots_results.py
+    assert set(scripts.names()) == SERVER_SCRIPTS | enqueue | inspector | scheduler | waiting

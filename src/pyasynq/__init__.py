@@ -18,10 +18,12 @@ from .errors import (
     QueueStateError,
     RedisOutOfMemoryError,
     ReplicationError,
+    ResultTimeoutError,
     RevokeTask,
     ServerClosedError,
     SkipRetry,
     Snooze,
+    TaskFailedError,
     TaskIDConflictError,
     TaskNotFoundError,
     TaskStateError,
@@ -48,7 +50,7 @@ from .scheduler import (
     SchedulerConfig,
 )
 from .server import Server
-from .task import EnqueueResult, Task, TaskInfo, TaskState
+from .task import EnqueueResult, Task, TaskInfo, TaskProgress, TaskState
 from .typed import TypedTask, typed_task
 
 __version__ = "0.1.0"
@@ -82,6 +84,7 @@ __all__ = [
     "RealClock",
     "RedisOutOfMemoryError",
     "ReplicationError",
+    "ResultTimeoutError",
     "ResultWriter",
     "RevokeTask",
     "Scheduler",
@@ -98,9 +101,11 @@ __all__ = [
     "Snooze",
     "Task",
     "TaskContext",
+    "TaskFailedError",
     "TaskIDConflictError",
     "TaskInfo",
     "TaskNotFoundError",
+    "TaskProgress",
     "TaskState",
     "TaskStateError",
     "TypedTask",

@@ -7,7 +7,7 @@ import contextvars
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = ["ResultWriter", "TaskContext", "current_task"]
 
@@ -80,12 +80,41 @@ class TaskContext:
     deadline: datetime
     result_writer: ResultWriter
     _done: Done = field(repr=False)
+    _progress: Any = field(default=None, repr=False, compare=False)
 
     @property
     def cancelled(self) -> bool:
         """True once the task's deadline passed, it was canceled, or the server is
         shutting down: long-running sync handlers should check this and return."""
         return self._done.is_set()
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Report how far the task got: visible in ``Inspector.get_task_info``, ``pyasynq
+        task inspect``, the dashboard, and to ``Client.wait_result(on_progress=...)``.
+
+        Never blocks; call it as often as you like, from ``async def`` or ``def``
+        handlers: at most ten reports a second per task are written, the latest winning.
+
+        Args:
+            fraction: How much is done, from 0 to 1.
+            message: A short note (e.g. ``"resized 4/10"``; cut at 1,000 characters).
+
+        Raises:
+            ValueError: ``fraction`` is outside 0..1.
+            TypeError: ``fraction`` is not a number or ``message`` not a str.
+            RuntimeError: The task's context is done (deadline exceeded or canceled).
+        """
+        if self._done.is_set():
+            raise RuntimeError(
+                f"cannot report progress of task {self.id}: its context is done "
+                "(deadline exceeded or canceled)"
+            )
+        if self._progress is None:
+            from ._rdb.ops.results import check_progress
+
+            check_progress(fraction, message)  # validated, recorded nowhere (no server)
+            return
+        self._progress.report(self.id, fraction, message)
 
     def seconds_left(self) -> float:
         """Seconds until the task's deadline (negative once it passed)."""

@@ -13,6 +13,8 @@ Hierarchy::
     ├── QueueNotFoundError           the queue is not in asynq:queues
     ├── QueueNotEmptyError           delete_queue without force on a non-empty queue
     ├── TaskNotFoundError            no such task in the queue
+    ├── TaskFailedError              an awaited task failed for good (it was archived)
+    ├── ResultTimeoutError           an awaited task did not finish in time (a TimeoutError)
     ├── TaskStateError               the operation does not apply to the task's state
     ├── QueueStateError              pause a paused queue, unpause a running one
     └── ServerClosedError            the server was shut down
@@ -38,10 +40,12 @@ __all__ = [
     "QueueStateError",
     "RedisOutOfMemoryError",
     "ReplicationError",
+    "ResultTimeoutError",
     "RevokeTask",
     "ServerClosedError",
     "SkipRetry",
     "Snooze",
+    "TaskFailedError",
     "TaskGoneError",
     "TaskIDConflictError",
     "TaskNotFoundError",
@@ -117,10 +121,33 @@ class QueueNotEmptyError(PyAsynqError):
 class TaskNotFoundError(PyAsynqError):
     """No task with this id in this queue."""
 
-    def __init__(self, queue: str, task_id: str) -> None:
-        super().__init__(f"task {task_id!r} does not exist in queue {queue!r}")
+    def __init__(self, queue: str, task_id: str, hint: str = "") -> None:
+        text = f"task {task_id!r} does not exist in queue {queue!r}"
+        super().__init__(f"{text}: {hint}" if hint else text)
         self.queue = queue
         self.task_id = task_id
+
+
+class TaskFailedError(PyAsynqError):
+    """An awaited task failed for good: it was archived (retries exhausted, SkipRetry, or
+    archived by hand). ``error`` is its last error message; ``retried`` how many retries
+    it had."""
+
+    def __init__(self, queue: str, task_id: str, error: str, retried: int = 0) -> None:
+        super().__init__(
+            f"task {task_id!r} in queue {queue!r} failed and was archived after "
+            f"{retried} retries: {error or '(no error message)'}; run it again with "
+            f"`pyasynq task run -q {queue} -i {task_id}` once the cause is fixed"
+        )
+        self.queue = queue
+        self.task_id = task_id
+        self.error = error
+        self.retried = retried
+
+
+class ResultTimeoutError(PyAsynqError, TimeoutError):
+    """An awaited task did not finish within the timeout. It goes on (nothing was
+    cancelled): wait again, or look at it with ``pyasynq task inspect``."""
 
 
 class TaskStateError(PyAsynqError):

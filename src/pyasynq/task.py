@@ -11,7 +11,7 @@ from typing import Any
 
 from .options import Duration, Options, When, check_name, given
 
-__all__ = ["EnqueueResult", "Task", "TaskInfo", "TaskState"]
+__all__ = ["EnqueueResult", "Task", "TaskInfo", "TaskProgress", "TaskState"]
 
 
 class TaskState(StrEnum):
@@ -119,6 +119,21 @@ def _dt(unix_seconds: int | float) -> datetime | None:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskProgress:
+    """The last progress a handler reported (``current_task().progress(...)``).
+
+    Attributes:
+        fraction: How much is done, from 0 to 1.
+        message: What the handler said about it (may be empty).
+        updated_at: When it was reported (None if unknown).
+    """
+
+    fraction: float
+    message: str = ""
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TaskInfo:
     """What is known about a stored task (asynq's TaskInfo)."""
 
@@ -140,6 +155,7 @@ class TaskInfo:
     completed_at: datetime | None = None
     result: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    progress: TaskProgress | None = None  # pyasynq: the last progress its handler reported
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +173,7 @@ def task_info_from(
     next_process_at: float = 0,
     result: bytes = b"",
     is_orphaned: bool = False,
+    progress: TaskProgress | None = None,
 ) -> TaskInfo:
     """Build a TaskInfo from a decoded TaskMessage (``pyasynq._rdb.codec.TaskMessage``)."""
     return TaskInfo(
@@ -178,4 +195,5 @@ def task_info_from(
         completed_at=_dt(msg.completed_at),
         result=result,
         headers=dict(msg.headers),
+        progress=progress,
     )

@@ -144,6 +144,23 @@ def test_task_inspect(cli: Cli, every_state: float) -> None:
     assert missing.err == "pyasynq: task 'nope' does not exist in queue 'default'\n"
 
 
+def test_task_inspect_and_ls_show_progress(cli: Cli, r: redis.Redis) -> None:
+    seed_active(r, make_msg("run1"), lease_expiry=time.time() + 30)
+    progress = '{"fraction":0.4,"message":"resized 4/10","at":1700000000}'
+    r.hset(keys.task_key(Q, "run1"), "pyasynq:progress", progress)
+    shown = cli("task", "inspect", "-q", Q, "-i", "run1").out
+    assert "40% resized 4/10" in shown
+    info = cli("task", "inspect", "-q", Q, "-i", "run1", "--json").json()
+    assert info["progress"] == {
+        "fraction": 0.4,
+        "message": "resized 4/10",
+        "updated_at": "2023-11-14T22:13:20+00:00",
+    }
+    listed = cli("task", "ls", "-q", Q, "-s", "active").out
+    assert "40%" in listed and "resized" in listed
+    assert cli("task", "ls", "-q", Q, "-s", "active", "--json").json()[0]["progress"]
+
+
 def test_payloads_are_shown_safely(cli: Cli, r: redis.Redis) -> None:
     # Raw bytes and terminal escape sequences are shown as hex, never written raw.
     seed_pending(r, make_msg("bin", payload=b"\x00\xff\x10"))
@@ -366,3 +383,21 @@ def test_client_enqueued_tasks_list(cli: Cli, client: Client) -> None:
     b = client.enqueue(Task("b", b"2"))
     ids = [t["id"] for t in cli("task", "ls", "-q", Q, "-s", "pending", "--json").json()]
     assert ids == [a.id, b.id]
+
+
+def test_task_wait_prints_the_result_or_the_failure(
+    cli: Cli, client: Client, r: redis.Redis
+) -> None:
+    seed_completed(r, make_msg("w1", retention=3600, completed_at=int(time.time())),
+                   expires_at=time.time() + 3600)  # fmt: skip
+    r.hset(keys.task_key(Q, "w1"), "result", b"the answer")
+    res = cli("task", "wait", "-q", Q, "-i", "w1", "--timeout", "5")
+    assert (res.code, res.out) == (0, "the answer\n"), res.err
+    assert cli("task", "wait", "-q", Q, "-i", "w1", "--json").json()["result"] == "the answer"
+    seed_archived(r, make_msg("w2", error_msg="disk full", last_failed_at=int(time.time())),
+                  archived_at=time.time())  # fmt: skip
+    failed = cli("task", "wait", "-q", Q, "-i", "w2", "--timeout", "5")
+    assert failed.code == 1 and "disk full" in failed.err
+    pending = client.enqueue(Task("slow"), queue=Q).id
+    late = cli("task", "wait", "-q", Q, "-i", pending, "--timeout", "0.2")
+    assert late.code == 1 and "did not finish within 0.2s" in late.err

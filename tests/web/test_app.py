@@ -550,3 +550,20 @@ async def test_one_broken_queue_does_not_hide_the_others(
     row = res.text[res.text.index('<tr class="broken">') :]
     row = row[: row.index("</tr>")]
     assert 'href="/queue?q=broken"' in row and "WRONGTYPE" in row
+
+
+async def test_progress_on_the_active_tab_and_the_task_page(
+    dash: httpx.AsyncClient, r: redis.Redis
+) -> None:
+    from rdb.helpers import make_msg, seed_active
+
+    seed_active(r, make_msg("run1"), lease_expiry=2e9)
+    progress = '{"fraction":0.4,"message":"resized 4/10","at":1700000000}'
+    r.hset(keys.task_key("default", "run1"), "pyasynq:progress", progress)
+    res = await dash.get("/queue?q=default&state=active")
+    assert res.status_code == 200
+    assert '<progress max="1" value="0.4">' in res.text and "40%" in res.text
+    assert "resized 4/10" in res.text
+    res = await dash.get("/task?q=default&id=run1")
+    assert res.status_code == 200 and 'id="task-progress"' in res.text
+    assert "40%: resized 4/10" in res.text

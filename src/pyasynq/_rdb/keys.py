@@ -137,6 +137,13 @@ def quarantine_key(qname: str) -> str:  # HASH task id -> reason (pyasynq only)
     return f"asynq:{{{qname}}}:pyasynq:quarantine"
 
 
+def waiting_key(qname: str) -> str:  # STRING "1" with a TTL (pyasynq only)
+    """Present while some client waits for a task of the queue (``wait_result``): each
+    wait's reads renew it (60 s TTL). ``done_many`` looks for announcements to send only
+    when it exists, so batches of a queue nobody waits on pay nothing. Go never reads it."""
+    return f"asynq:{{{qname}}}:pyasynq:waiting"
+
+
 def deleted_key(qname: str) -> str:  # SET of trash containers awaiting purge (pyasynq only)
     """Registry of containers a forced queue deletion detached; their task hashes are
     deleted in batches afterwards. Go asynq has no such key and never reads it."""

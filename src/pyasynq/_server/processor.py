@@ -35,6 +35,7 @@ from .base import ActiveTask, Runtime
 from .dangling import DanglingReport
 from .failures import Aborted, Canceled, DeadlineExceeded, FailureLog, error_text
 from .metrics_hook import report_task_done, report_task_start
+from .progress import ProgressReporter
 
 if TYPE_CHECKING:
     from pyasynq._async.broker import AsyncBroker
@@ -281,6 +282,7 @@ class Processor:
         # With one queue, the done writes of a batch also lease its successors (refill).
         fuse = len(self._prio) == 1
         self._writes = WriteBatcher(rt.broker, refill=self.refill if fuse else None)
+        self.progress = ProgressReporter(rt, self._writes.run)  # current_task().progress()
         self._deadlines = Deadlines()
         self._stops: set[asyncio.Future[None]] = set()  # one per running handler, for abort
         self._dangling = DanglingReport(rt.log)
@@ -503,7 +505,7 @@ class Processor:
         ctx = TaskContext(
             id=msg.id, type=msg.type, queue=msg.queue, retry_count=msg.retried,
             max_retry=msg.retry, deadline=_utc(deadline), result_writer=writer,
-            _done=active.cancel,
+            _done=active.cancel, _progress=self.progress,
         )  # fmt: skip
         handler = self.mux.resolve(msg.type, self.threads.run)
 

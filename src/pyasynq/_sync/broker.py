@@ -242,18 +242,21 @@ class Broker:
         return found
 
     def messages(
-        self, *channels: str, on_subscribed: Callable[[], None] | None = None
+        self,
+        *channels: str,
+        on_subscribed: Callable[[], None] | None = None,
+        until: Callable[[], bool] | None = None,
     ) -> Iterator[tuple[str, bytes]]:
         """Subscribe to ``channels`` and yield (channel, data) for each message until the
-        caller stops iterating. Connection failures raise BrokerError; the caller
-        resubscribes."""
+        caller stops iterating, or ``until()`` is true (asked at least once a second).
+        Connection failures raise BrokerError; the caller resubscribes."""
         conn, own = pubsub_client(self.redis, channels[0])
         pubsub = conn.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(*channels)
             if on_subscribed is not None:
                 on_subscribed()
-            while True:
+            while until is None or not until():
                 msg = pubsub.get_message(timeout=1.0)
                 if msg is not None and msg.get("type") == "message":
                     name = msg["channel"]

@@ -11,6 +11,7 @@ from time import monotonic
 from types import TracebackType
 from typing import Self
 
+from pyasynq._listener import ProgressCallback, ResultListener
 from pyasynq._rdb.ops import limits
 from pyasynq._rdb.ops import settings as rsettings
 from pyasynq._rdb.ops.base import Call, Command, Op
@@ -30,7 +31,7 @@ from pyasynq.errors import (
     TaskIDConflictError,
 )
 from pyasynq.hooks import EnqueueHook, Enqueueing
-from pyasynq.options import NO_OPTIONS, Duration, Options, When, given
+from pyasynq.options import NO_OPTIONS, Duration, Options, When, check_name, given
 from pyasynq.task import EnqueueResult, Task, TaskInfo
 
 from .broker import Broker, _is_cluster, is_transient
@@ -74,6 +75,7 @@ class Client:
                 raise TypeError(f"enqueue hooks must be callable, got {hook!r}")
         self._checked = False  # INFO read: the topology (if unknown) and eviction policy
         self._max_bulk: int | None = None  # Redis' proto-max-bulk-len, read when needed
+        self._results: ResultListener | None = None  # started by the first wait_result
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._broker!r}>"
@@ -91,6 +93,9 @@ class Client:
 
     def close(self) -> None:
         """Close the connection pool (unless the caller handed it in)."""
+        if self._results is not None:
+            self._results.close()
+            self._results = None
         self._broker.close()
 
     def ping(self) -> None:
@@ -200,6 +205,54 @@ class Client:
                 raise
             ev.info = p.info
             return p.info
+
+    def wait_result(
+        self,
+        task_id: str,
+        *,
+        queue: str = "default",
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> bytes:
+        """Wait until the task finishes and return its result: the bytes its handler
+        wrote with the ResultWriter (``b""`` if none).
+
+        pyasynq servers announce the outcome the moment they write it; tasks a Go server
+        runs are seen by polling (every second, backing off to five). Retries are not
+        outcomes: the wait goes on until the task completes or is archived. All waits of
+        one client share one Redis connection for the announcements.
+
+        Enqueue the task with ``retention`` so that its result is kept: without it, the
+        task is deleted when it succeeds, and only a wait that began before that gets the
+        result (from the announcement; ``TaskNotFoundError`` if it was missed).
+
+        Args:
+            task_id: The task's id (``TaskInfo.id`` from ``enqueue``).
+            queue: The task's queue.
+            timeout: Seconds to wait at most (None: no limit).
+            on_progress: Called with a :class:`~pyasynq.TaskProgress` each time the
+                handler reports new progress (an ``def`` callback is awaited).
+
+        Returns:
+            bytes: The task's result.
+
+        Raises:
+            TaskFailedError: The task failed for good (it was archived); ``error`` holds
+                its last error.
+            ResultTimeoutError: The task did not finish within ``timeout`` (it goes on).
+            TaskNotFoundError: No such task: deleted, or completed without retention
+                before the wait began.
+            BrokerError: Redis failed when the wait began.
+        """
+        check_name(queue, "queue", queue=True)
+        check_name(task_id, "task_id")
+        if timeout is not None and timeout < 0:
+            raise ValueError(f"timeout must be >= 0 seconds or None, got {timeout!r}")
+        if on_progress is not None and not callable(on_progress):
+            raise TypeError(f"on_progress must be callable, got {on_progress!r}")
+        if self._results is None:
+            self._results = ResultListener(self._broker)
+        return self._results.wait(queue, task_id, timeout, on_progress)
 
     def _check_size(self, ops: list[Op], what: str) -> None:
         """Raise ValueError when a value in ``ops`` is longer than Redis accepts. The

@@ -1,4 +1,5 @@
-"""``pyasynq task ls|inspect|cancel|archive|delete|run|archiveall|deleteall|runall|enqueue``."""
+"""``pyasynq task ls|inspect|wait|cancel|archive|delete|run|archiveall|deleteall|runall|
+enqueue``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyasynq._rdb.goopts import parse_go_duration
-from pyasynq.task import Task, TaskInfo, TaskState
+from pyasynq.task import Task, TaskInfo, TaskProgress, TaskState
 
 from . import output as out
 from .common import UsageError
@@ -44,6 +45,8 @@ def register(sub: Any) -> None:
     _id(v)
     out.add_read_flags(v)
     v.set_defaults(func=inspect)
+
+    _register_wait(verbs)
 
     v = verbs.add_parser("cancel", help="ask the servers to cancel running tasks")
     v.add_argument("ids", nargs="+", metavar="TASK_ID")
@@ -120,7 +123,12 @@ RETRIED: Column = ("Retried>", lambda t, _: f"{t.retried}/{t.max_retry}")
 LAST_FAILED: Column = ("Last failed", lambda t, now: out.fmt_time(t.last_failed_at, now))
 COLUMNS: dict[TaskState, list[Column]] = {
     S.PENDING: [*COMMON, RETRIED],
-    S.ACTIVE: [*COMMON, ("Orphaned", lambda t, _: "yes" if t.is_orphaned else ""), RETRIED],
+    S.ACTIVE: [
+        *COMMON,
+        ("Orphaned", lambda t, _: "yes" if t.is_orphaned else ""),
+        RETRIED,
+        ("Progress", lambda t, _: fmt_progress(t, 40)),
+    ],
     S.SCHEDULED: [*COMMON, ("Process at", lambda t, now: out.fmt_time(t.next_process_at, now))],
     S.RETRY: [
         *COMMON,
@@ -172,6 +180,15 @@ def ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def fmt_progress(t: TaskInfo, width: int = 200) -> str:
+    """``40% resized 4/10``: the last progress the task's handler reported, or ``-``."""
+    p = t.progress
+    if p is None:
+        return "-"
+    text = f"{p.fraction:.0%}" + (f" {p.message}" if p.message else "")
+    return text[:width] + ("…" if len(text) > width else "")
+
+
 def task_fields(t: TaskInfo) -> list[tuple[str, str]]:
     now = datetime.now(UTC)
     payload, kind = out.show_bytes(t.payload)
@@ -184,6 +201,7 @@ def task_fields(t: TaskInfo) -> list[tuple[str, str]]:
         ("Headers", ", ".join(f"{k}={v}" for k, v in sorted(t.headers.items())) or "-"),
         ("Group", t.group or "-"),
         ("Retried", f"{t.retried} of {t.max_retry}"),
+        ("Progress", fmt_progress(t)),
         ("Last error", t.last_err or "-"),
         ("Last failed", out.fmt_time(t.last_failed_at, now)),
         ("Timeout", out.fmt_duration(t.timeout.total_seconds()) if t.timeout else "-"),
@@ -214,6 +232,42 @@ def inspect(args: argparse.Namespace) -> int:
         out.print_json(info)
     else:
         render_task(out.console(), info)
+    return 0
+
+
+def _register_wait(verbs: Any) -> None:
+    v = verbs.add_parser(
+        "wait", help="wait until a task finishes; print its result (and progress on stderr)"
+    )
+    _queue(v)
+    _id(v)
+    v.add_argument("--timeout", type=float, help="give up after this many seconds")
+    out.add_read_flags(v)
+    v.set_defaults(func=wait)
+
+
+@out.command
+def wait(args: argparse.Namespace) -> int:
+    from pyasynq._sync.client import Client
+
+    def shown(p: TaskProgress) -> None:
+        print(f"progress: {p.fraction:.0%} {p.message}".rstrip(), file=sys.stderr, flush=True)
+
+    with out.redis(args) as url:
+        with out.usage():
+            client = Client(url)
+        with client:
+            client.ping()
+            with out.usage():
+                result = client.wait_result(
+                    args.id, queue=args.queue, timeout=args.timeout, on_progress=shown
+                )
+    text, kind = out.show_bytes(result)
+    if args.json:
+        out.print_json({"id": args.id, "queue": args.queue, "result": text,
+                        "result_encoding": kind})  # fmt: skip
+    elif result:
+        print(text)
     return 0
 
 

@@ -24,7 +24,10 @@
 -- After the ZADD the archive is trimmed: members scored <= cutoff, then ranks 0 .. N-cap,
 -- are removed and their task hashes deleted (so at most cap-1 remain). The hash gets msg and
 -- state=archived, loses `attempt`. Counters always change. The uniqueness lock is kept.
-local attempt = redis.call("HGET", KEYS[1], "attempt")
+-- pyasynq waiters: when the hash has `pyasynq:notify` (see watch_result.lua), PUBLISH
+-- "archived:<len(KEYS[1])>:<KEYS[1]><ARGV[2]>" (the msg, with its error) to each channel in
+-- it, and drop the field.
+local attempt, notify = unpack(redis.call("HMGET", KEYS[1], "attempt", "pyasynq:notify"))
 if ARGV[9] ~= ""
     and attempt ~= ARGV[9] .. " " .. (redis.call("ZSCORE", KEYS[3], ARGV[1]) or "-")
     and redis.call("EXISTS", KEYS[1]) == 1 then
@@ -48,7 +51,7 @@ for _, id in ipairs(over) do
 end
 redis.call("ZREMRANGEBYRANK", KEYS[4], 0, -tonumber(ARGV[5]))
 redis.call("HSET", KEYS[1], "msg", ARGV[2], "state", "archived")
-redis.call("HDEL", KEYS[1], "attempt")
+redis.call("HDEL", KEYS[1], "attempt", "pyasynq:notify")
 if ARGV[10] == "1" then
     redis.call("HINCRBY", KEYS[1], "crashes", 1)
 end
@@ -64,5 +67,11 @@ if redis.call("GET", KEYS[7]) == ARGV[7] then
 else
     redis.call("INCR", KEYS[7])
     redis.call("INCR", KEYS[8])
+end
+if notify then
+    local note = "archived:" .. #KEYS[1] .. ":" .. KEYS[1] .. ARGV[2]
+    for ch in string.gmatch(notify, "%S+") do
+        redis.call("PUBLISH", ch, note)
+    end
 end
 return 1

@@ -15,7 +15,9 @@
 --   NOT FOUND   the id was not in active, not in lease, or had no hash. Checked in that
 --               order after each removal, as Go does, so earlier removals stay done.
 -- The lock is deleted only while it still holds this task's id.
-local attempt = redis.call("HGET", KEYS[3], "attempt")
+-- pyasynq waiters: when the hash has `pyasynq:notify` (see watch_result.lua), PUBLISH
+-- "completed:<len(KEYS[3])>:<KEYS[3]><result>" to each channel in it.
+local attempt, notify = unpack(redis.call("HMGET", KEYS[3], "attempt", "pyasynq:notify"))
 if ARGV[4] ~= ""
     and attempt ~= ARGV[4] .. " " .. (redis.call("ZSCORE", KEYS[2], ARGV[1]) or "-")
     and redis.call("EXISTS", KEYS[3]) == 1 then
@@ -27,6 +29,7 @@ end
 if redis.call("ZREM", KEYS[2], ARGV[1]) == 0 then
     return redis.error_reply("NOT FOUND")
 end
+local result = notify and redis.call("HGET", KEYS[3], "result")
 if redis.call("DEL", KEYS[3]) == 0 then
     return redis.error_reply("NOT FOUND")
 end
@@ -40,5 +43,11 @@ else
 end
 if KEYS[6] and redis.call("GET", KEYS[6]) == ARGV[1] then
     redis.call("DEL", KEYS[6])
+end
+if notify then
+    local note = "completed:" .. #KEYS[3] .. ":" .. KEYS[3] .. (result or "")
+    for ch in string.gmatch(notify, "%S+") do
+        redis.call("PUBLISH", ch, note)
+    end
 end
 return 1

@@ -3,6 +3,7 @@
 -- KEYS[2] lease zset
 -- KEYS[3] daily processed counter asynq:{q}:processed:<YYYY-MM-DD>
 -- KEYS[4] all-time processed counter
+-- KEYS[5] the queue's waiting flag asynq:{q}:pyasynq:waiting (see watch_result.lua)
 -- ARGV[1] daily counter expiry, Unix seconds (now + 90 days)
 -- ARGV[2] MaxInt64 as decimal text; the all-time counter wraps to 1 there
 -- ARGV[3] task key prefix asynq:{q}:t:
@@ -20,6 +21,8 @@
 -- the all-time counter is near MaxInt64, where it steps one task at a time to wrap as Go.
 -- LREM scans active from the tail, where the oldest leases are: done tasks are found
 -- there first (an id is in active at most once).
+-- pyasynq waiters: while KEYS[5] exists, a task whose hash has `pyasynq:notify` is
+-- announced as done.lua does; without it the tasks are not even looked at for that.
 local out = {}
 local count = tonumber(ARGV[4])
 local tokens, locks = {}, {}
@@ -34,10 +37,16 @@ for k = j, #ARGV, 2 do
     locks[tonumber(ARGV[k])] = ARGV[k + 1]
 end
 local n = 0
+local waited = redis.call("EXISTS", KEYS[5]) == 1
 for i = 1, count do
     local id, token, lock = ARGV[4 + i], tokens[i], locks[i]
     local key = ARGV[3] .. id
     local result = 1
+    local notify, data = false, false
+    if waited then
+        notify = redis.call("HGET", key, "pyasynq:notify")
+        data = notify and redis.call("HGET", key, "result")
+    end
     if token ~= ""
         and redis.call("HGET", key, "attempt")
             ~= token .. " " .. (redis.call("ZSCORE", KEYS[2], id) or "-")
@@ -53,6 +62,12 @@ for i = 1, count do
         n = n + 1
         if lock and redis.call("GET", lock) == id then
             redis.call("DEL", lock)
+        end
+        if notify then
+            local note = "completed:" .. #key .. ":" .. key .. (data or "")
+            for ch in string.gmatch(notify, "%S+") do
+                redis.call("PUBLISH", ch, note)
+            end
         end
     end
     out[#out + 1] = result

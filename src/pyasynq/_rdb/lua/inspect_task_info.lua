@@ -6,10 +6,12 @@
 -- ARGV[3] queue key prefix asynq:{q}:
 -- Returns nil when the hash does not exist (or has no msg field: a stub left by a late
 -- result write), else {msg, state, next_process_at, result,
--- orphaned}: next_process_at is the task's score in the scheduled/retry zset, now for a
+-- orphaned, progress}: next_process_at is the task's score in the scheduled/retry zset, now for a
 -- pending task and 0 otherwise; result is nil when never written; orphaned is 1 for an
--- active task whose lease expired at or before now, else 0.
-local msg, state, result = unpack(redis.call("HMGET", KEYS[1], "msg", "state", "result"))
+-- active task whose lease expired at or before now, else 0; progress is the pyasynq field
+-- `pyasynq:progress` (nil when no handler reported any).
+local msg, state, result, progress =
+    unpack(redis.call("HMGET", KEYS[1], "msg", "state", "result", "pyasynq:progress"))
 if not msg then
     return nil
 end
@@ -25,4 +27,4 @@ elseif state == "active" then
         orphaned = 1
     end
 end
-return {msg, state, next_at, result, orphaned}
+return {msg, state, next_at, result, orphaned, progress}

@@ -20,7 +20,9 @@
 -- The hash gets msg and state=completed (a `result` field is kept; `attempt` and the
 -- crash counter `crashes` are removed: a completed task has nothing left to fence).
 -- The lock is deleted only while it still holds this task's id.
-local attempt = redis.call("HGET", KEYS[4], "attempt")
+-- pyasynq waiters: when the hash has `pyasynq:notify` (see watch_result.lua), PUBLISH
+-- "completed:<len(KEYS[4])>:<KEYS[4]><result>" to each channel in it, and drop the field.
+local attempt, notify = unpack(redis.call("HMGET", KEYS[4], "attempt", "pyasynq:notify"))
 if ARGV[6] ~= ""
     and attempt ~= ARGV[6] .. " " .. (redis.call("ZSCORE", KEYS[2], ARGV[1]) or "-")
     and redis.call("EXISTS", KEYS[4]) == 1 then
@@ -36,7 +38,7 @@ if redis.call("ZADD", KEYS[3], ARGV[3], ARGV[1]) ~= 1 then
     return redis.error_reply("INTERNAL")
 end
 redis.call("HSET", KEYS[4], "msg", ARGV[4], "state", "completed")
-redis.call("HDEL", KEYS[4], "attempt", "crashes")
+redis.call("HDEL", KEYS[4], "attempt", "crashes", "pyasynq:notify")
 if redis.call("INCR", KEYS[5]) == 1 then
     redis.call("EXPIREAT", KEYS[5], ARGV[2])
 end
@@ -47,5 +49,12 @@ else
 end
 if KEYS[7] and redis.call("GET", KEYS[7]) == ARGV[1] then
     redis.call("DEL", KEYS[7])
+end
+if notify then
+    local note = "completed:" .. #KEYS[4] .. ":" .. KEYS[4]
+        .. (redis.call("HGET", KEYS[4], "result") or "")
+    for ch in string.gmatch(notify, "%S+") do
+        redis.call("PUBLISH", ch, note)
+    end
 end
 return 1

@@ -44,6 +44,7 @@ from pyasynq.task import TaskInfo, TaskState, task_info_from
 from .. import keys
 from ..codec import TaskMessage, decode_task, encode_task
 from .base import Arg, Call, Command
+from .results import parse_progress
 
 DEFAULT_PAGE_SIZE = 30  # Go Inspector's default
 BULK_BATCH = 1000  # ids per bulk script call
@@ -316,7 +317,7 @@ def _task_info_parts(reply: object, queue: str, task_id: str) -> list[object]:
     if reply is None:
         raise TaskNotFoundError(queue, task_id)
     r = _list(reply, "inspect_task_info")
-    if len(r) != 5:
+    if len(r) != 6:
         raise BrokerError(f"unexpected reply {reply!r} from inspect_task_info")
     return r
 
@@ -335,6 +336,7 @@ def get_task_info_result(reply: object, *, queue: str, task_id: str) -> TaskInfo
         next_process_at=_int(r[2]),
         result=_bytes(r[3]),
         is_orphaned=bool(r[4]),
+        progress=parse_progress(r[5]),
     )
 
 
@@ -385,23 +387,34 @@ def list_tasks_result(reply: object, *, state: TaskState | str, now: float) -> l
     """TaskInfos in listing order; entries whose msg cannot be decoded are skipped (as Go)."""
     st = _state(state)
     r = _list(reply, "inspect_list_*")
-    if len(r) % 3:
+    tail = st in (TaskState.PENDING, TaskState.ACTIVE)  # inspect_list_tail: 4 per task
+    step = 4 if tail else 3
+    if len(r) % step:
         raise BrokerError(f"unexpected reply {reply!r} from inspect_list_*")
     out: list[TaskInfo] = []
-    for i in range(0, len(r), 3):
+    for i in range(0, len(r), step):
         try:
             msg = decode_task(_bytes(r[i]))
         except BrokerError:
             continue
-        if st in (TaskState.PENDING, TaskState.ACTIVE):
+        progress = None
+        if tail:
             result, orphaned = _bytes(r[i + 1]), bool(r[i + 2])
+            progress = parse_progress(r[i + 3])
             next_at = now if st is TaskState.PENDING else 0
         else:
             result, orphaned = _bytes(r[i + 2]), False
             scored = st in (TaskState.SCHEDULED, TaskState.RETRY)
             next_at = _int(r[i + 1]) if scored else 0
         out.append(
-            task_info_from(msg, st, next_process_at=next_at, result=result, is_orphaned=orphaned)
+            task_info_from(
+                msg,
+                st,
+                next_process_at=next_at,
+                result=result,
+                is_orphaned=orphaned,
+                progress=progress,
+            )
         )
     return out
 

@@ -273,6 +273,7 @@ def done_many(queue: str, now: float, tasks: Sequence[tuple[TaskMessage, str]]) 
         keys.lease_key(queue),
         keys.processed_key(queue, now),
         keys.processed_total_key(queue),
+        keys.waiting_key(queue),
     ]
     args: list[Arg] = [_stats_expiry(now), MAX_INT64, keys.task_key_prefix(queue), len(tasks)]
     runs: list[Arg] = []
