@@ -24,6 +24,7 @@ PUBLIC = [
     "GroupInfo",
     "Inspector",
     "LeaseExpiredError",
+    "Limit",
     "LogLevel",
     "Options",
     "PeriodicTaskConfig",

@@ -36,6 +36,7 @@ from .inspection import (
     ServerInfo,
     WorkerInfo,
 )
+from .limits import Limit
 from .log import LogLevel
 from .mux import ServeMux
 from .options import Options
@@ -68,6 +69,7 @@ __all__ = [
     "GroupInfo",
     "Inspector",
     "LeaseExpiredError",
+    "Limit",
     "LogLevel",
     "Options",
     "PeriodicTaskConfig",

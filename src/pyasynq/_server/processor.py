@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from pyasynq._async.broker import AsyncBroker
     from pyasynq.mux import ServeMux
 
+    from .limiter import Bound, Limiter
     from .syncer import Syncer
     from .threads import ThreadRunner
 
@@ -282,6 +283,7 @@ class Processor:
         # CancelledError): watched, so shutdown can give up on them (see shutdown).
         self._lingering: dict[asyncio.Task[BaseException | None], TaskMessage] = {}
         self.failures = FailureLog(rt.log, mux)
+        self.limiter: Limiter | None = None  # set when fleet-wide limits are configured
 
     def queue_order(self) -> list[str]:
         """The order in which to try the queues for one dequeue (wire spec 5.1)."""
@@ -324,11 +326,32 @@ class Processor:
 
     def _spawn(self, msg: TaskMessage, token: str, pending_since: float | None = None) -> None:
         """Run ``msg`` in a task of its own; its slot is already taken."""
-        t = asyncio.create_task(
-            self._work(msg, token, pending_since), name=f"pyasynq-task-{msg.id}"
-        )
+        if self.limiter is not None and (bound := self.limiter.lookup(msg.type)) is not None:
+            coro = self._limited(bound, msg, token, pending_since)
+        else:
+            coro = self._work(msg, token, pending_since)
+        t = asyncio.create_task(coro, name=f"pyasynq-task-{msg.id}")
         self.running.add(t)
         t.add_done_callback(self.running.discard)
+
+    async def _limited(
+        self, bound: Bound, msg: TaskMessage, token: str, pending_since: float | None
+    ) -> None:
+        """Run ``msg`` under its fleet-wide limit: start it only if the limiter admits
+        it (else it waits in Redis and the slot is free now), and give the capacity
+        back once its outcome is written."""
+        assert self.limiter is not None
+        admitted = False
+        try:
+            admitted = await self.limiter.admit(bound, msg, token)
+        finally:
+            if not admitted:
+                self._release()
+        if admitted:
+            try:
+                await self._work(msg, token, pending_since)
+            finally:
+                await self.limiter.release(bound, msg, token)
 
     def refill(self, queue: str, n: int) -> tuple[Op, Callable[[object], None]] | None:
         """The dequeue that rides with the done writes of ``n`` tasks of ``queue`` (see

@@ -1,0 +1,144 @@
+"""Limiter: fleet-wide concurrency caps and rate limits per task type (pyasynq only).
+
+The processor asks :meth:`Limiter.lookup` for each task it dequeues; only a task whose
+type has a limit goes through :meth:`Limiter.admit` (one script, right after the dequeue)
+before its handler runs, so a server without limits pays nothing. A task that may not
+start now is parked by that script in the queue's scheduled set, and the worker slot is
+free at once. When the handler ends, :meth:`Limiter.release` gives the capacity back and
+moves waiters to the front of pending (announced on ``pyasynq:wake``). As a component,
+the limiter also runs that wake-up every second for each limit and queue, which frees
+the slots of crashed workers once their leases expire, and again exactly when a rate
+window frees a start. See docs/limits.md and lua/limit_*.lua.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pyasynq._rdb.codec import TaskMessage
+from pyasynq._rdb.ops import limiter as ops
+from pyasynq._rdb.ops import processing
+from pyasynq.errors import BrokerError
+from pyasynq.limits import Limit
+
+from .base import Component, Runtime
+
+if TYPE_CHECKING:
+    from pyasynq.mux import ServeMux
+
+Bound = tuple[str, ops.Spec]  # the limit's name (task type or handler pattern), its numbers
+
+PUMP_INTERVAL = 1.0  # seconds between wake-ups of each limit when nothing else wakes it
+MIN_INTERVAL = 0.005
+
+
+def spec_of(limit: Limit) -> ops.Spec:
+    return ops.Spec(limit.concurrency or 0, limit.rate or 0, limit.window)
+
+
+def configured(rt: Runtime, mux: ServeMux) -> dict[str, Limit]:
+    """Every limit this server enforces, by name: the mux's per pattern, then the
+    config's per type (which win)."""
+    return {**mux.limits(), **rt.config.limits}
+
+
+class Limiter(Component):
+    name = "limiter"
+
+    def __init__(self, rt: Runtime, mux: ServeMux) -> None:
+        super().__init__(rt, PUMP_INTERVAL, run_at_start=True)
+        self._mux = mux
+        self._limits = {name: spec_of(lim) for name, lim in configured(rt, mux).items()}
+        self._by_type: dict[str, Bound | None] = {}
+        # A parked task waits in scheduled at most this long when nothing wakes it.
+        self._grace = rt.config.seconds("lease_duration")  # the recoverer's cutoff
+        self._fallback = max(ops.WAIT_FALLBACK, 2 * rt.config.seconds("lease_duration"))
+
+    def __bool__(self) -> bool:
+        return bool(self._limits)
+
+    def lookup(self, task_type: str) -> Bound | None:
+        """The limit a task of ``task_type`` runs under, or None (remembered per type)."""
+        try:
+            return self._by_type[task_type]
+        except KeyError:
+            pass
+        bound: Bound | None = None
+        if task_type in self.rt.config.limits:
+            bound = (task_type, self._limits[task_type])
+        elif (hit := self._mux.limit_for(task_type)) is not None:
+            bound = (hit[0], self._limits[hit[0]])
+        if len(self._by_type) < 10_000:
+            self._by_type[task_type] = bound
+        return bound
+
+    async def admit(self, bound: Bound, msg: TaskMessage, token: str) -> bool:
+        """Whether the just-dequeued ``msg`` may start now. When not, it is parked in
+        Redis (or, after a failure, put back in pending) and the caller drops it."""
+        rt = self.rt
+        name, spec = bound
+        op = ops.acquire(
+            msg.queue, name, spec, task_id=msg.id, token=token, now=rt.clock.now(),
+            wait_fallback=self._fallback, grace=self._grace,
+        )  # fmt: skip
+        try:
+            got = ops.acquire_result(await rt.broker.run(op))
+        except BrokerError as exc:
+            await self._put_back(msg, token, exc)
+            return False
+        if got.started:
+            return True
+        if got.parked_until is not None:
+            rt.log.debug(
+                'task %s (type "%s", queue "%s"): limit "%s" reached; waiting in scheduled',
+                msg.id, msg.type, msg.queue, name,
+            )  # fmt: skip
+        else:
+            rt.log.warn(
+                "task %s: its lease was taken over before its limit was checked; not run here",
+                msg.id,
+            )
+        return False
+
+    async def _put_back(self, msg: TaskMessage, token: str, exc: BrokerError) -> None:
+        try:
+            processing.check_write(await self.rt.broker.run(processing.requeue(msg, token)))
+        except BrokerError as again:
+            self.rt.log.error(
+                "task %s: checking its limit failed (%s), and so did putting it back (%s); "
+                "the recoverer takes it back when its lease expires", msg.id, exc, again,
+            )  # fmt: skip
+            return
+        self.rt.log.error(
+            "task %s: checking its limit failed (%s); put back in pending", msg.id, exc
+        )
+
+    async def release(self, bound: Bound, msg: TaskMessage, token: str) -> None:
+        """Give back the capacity ``msg`` held and wake waiters. A failure is logged: the
+        slot then frees when the task's lease entry is gone (the next wake-up prunes it)."""
+        name, spec = bound
+        op = ops.wake(
+            msg.queue, name, spec, self.rt.clock.now_ns(), task_id=msg.id, token=token,
+            grace=self._grace,
+        )  # fmt: skip
+        try:
+            ops.wake_result(await self.rt.broker.run(op))
+        except BrokerError as exc:
+            self.rt.log.warn(
+                'task %s: releasing its slot of limit "%s" failed: %s; it frees within a '
+                "second of the task's lease ending", msg.id, name, exc,
+            )  # fmt: skip
+
+    async def exec(self) -> None:
+        """Wake waiters of every limit in every queue; come back when a rate window next
+        frees a start, or in a second."""
+        soonest = PUMP_INTERVAL
+        for q in self.rt.queues:
+            for name, spec in self._limits.items():
+                op = ops.wake(q, name, spec, self.rt.clock.now_ns(), grace=self._grace)
+                woken = ops.wake_result(await self.rt.broker.run(op))
+                if woken.next_free is not None:
+                    soonest = min(soonest, woken.next_free)
+                if woken.woken and self.rt.wake is not None:
+                    self.rt.wake()
+        self.interval = max(MIN_INTERVAL, soonest)
