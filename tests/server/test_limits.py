@@ -130,7 +130,9 @@ def test_rate_limit_parks_until_the_window_frees_a_start(
     assert list_ids(r, keys.pending_key(Q)) == ["t2"]
 
 
-def test_a_task_no_longer_ours_is_left_alone(client: Client, broker: Broker, r: redis.Redis) -> None:
+def test_a_task_no_longer_ours_is_left_alone(
+    client: Client, broker: Broker, r: redis.Redis
+) -> None:
     _enqueue(client, 1)
     tid = _take(broker, "mine")
     assert _acquire(broker, CAP2, tid, "not-mine") == ops.Acquired(False, None)
@@ -170,9 +172,7 @@ class Meter:
 
 
 @pytest.mark.parametrize("where", ["config", "mux"])
-def test_servers_share_a_cap(
-    servers: Servers, client: Client, r: redis.Redis, where: str
-) -> None:
+def test_servers_share_a_cap(servers: Servers, client: Client, r: redis.Redis, where: str) -> None:
     meter = Meter()
     mux = ServeMux()
     options: dict[str, Any] = {"concurrency": 10}

@@ -339,19 +339,29 @@ class Processor:
     ) -> None:
         """Run ``msg`` under its fleet-wide limit: start it only if the limiter admits
         it (else it waits in Redis and the slot is free now), and give the capacity
-        back once its outcome is written."""
-        assert self.limiter is not None
+        back as soon as its handler is over, while the outcome is written."""
+        limiter = self.limiter
+        assert limiter is not None
         admitted = False
         try:
-            admitted = await self.limiter.admit(bound, msg, token)
+            admitted = await limiter.admit(bound, msg, token)
         finally:
             if not admitted:
                 self._release()
-        if admitted:
-            try:
-                await self._work(msg, token, pending_since)
-            finally:
-                await self.limiter.release(bound, msg, token)
+        if not admitted:
+            return
+        released: list[asyncio.Task[None]] = []
+
+        def ended() -> None:
+            released.append(asyncio.create_task(limiter.release(bound, msg, token)))
+
+        try:
+            await self._work(msg, token, pending_since, ended)
+        finally:
+            if released:
+                await released[0]
+            else:
+                await limiter.release(bound, msg, token)
 
     def refill(self, queue: str, n: int) -> tuple[Op, Callable[[object], None]] | None:
         """The dequeue that rides with the done writes of ``n`` tasks of ``queue`` (see
@@ -469,7 +479,12 @@ class Processor:
                 return found
         return []
 
-    async def _work(self, msg: TaskMessage, token: str, pending_since: float | None) -> None:
+    async def _work(
+        self, msg: TaskMessage, token: str, pending_since: float | None,
+        ended: Callable[[], None] | None = None,
+    ) -> None:  # fmt: skip
+        """Run the handler and write the outcome; ``ended`` is called once the handler is
+        over, before the outcome is written."""
         rt = self.rt
         now = rt.clock.now()
         if pending_since is not None:
@@ -486,6 +501,8 @@ class Processor:
         t0 = loop.time()
         try:
             err = await self._run_handler(active, stop, deadline)
+            if ended is not None:
+                ended()
             if isinstance(err, Aborted):
                 await self._requeue(active)
             else:
