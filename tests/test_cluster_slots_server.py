@@ -136,4 +136,5 @@ def test_every_script_is_covered_by_a_slot_test() -> None:
         n for n in scripts.names() if n.startswith("inspect_")
     }  # tests/rdb/test_inspect.py
     scheduler = {"scheduler_enqueue"}  # tests/scheduler/test_slots.py
-    assert set(scripts.names()) == SERVER_SCRIPTS | enqueue | inspector | scheduler
+    limits = {"limit_acquire", "limit_wake"}  # tests/server/test_limits_slots.py
+    assert set(scripts.names()) == SERVER_SCRIPTS | enqueue | inspector | scheduler | limits

@@ -146,9 +146,9 @@ def test_limit_rejects_nonsense() -> None:
         Limit(concurrency=0)
     with pytest.raises(ValueError, match="positive"):
         Limit(rate=5, per=0)
-    with pytest.raises(TypeError, match="pyasynq.Limit"):
+    with pytest.raises(TypeError, match=r"pyasynq\.Limit"):
         pyasynq.ServerConfig(limits={"x": 5})  # type: ignore[dict-item]
-    with pytest.raises(TypeError, match="pyasynq.Limit"):
+    with pytest.raises(TypeError, match=r"pyasynq\.Limit"):
         ServeMux().handle("x", lambda t: None, limit=5)  # type: ignore[arg-type]
 
 
