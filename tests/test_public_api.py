@@ -25,6 +25,7 @@ PUBLIC = [
     "Inspector",
     "LeaseExpiredError",
     "Limit",
+    "LimitInfo",
     "LogLevel",
     "Options",
     "PeriodicTaskConfig",

@@ -139,6 +139,6 @@ def usage(queue: str, name: str, now: float, per: float) -> list[Command]:
     running, starts, waiting = _parts(queue, name)
     return [
         Command(("ZCARD", running)),
-        Command(("ZCOUNT", starts, repr(now - per), "+inf")),
+        Command(("ZCOUNT", starts, f"({now - per!r}", "+inf")),
         Command(("ZCARD", waiting)),
     ]
