@@ -32,7 +32,7 @@ test: $(STAMP)
 
 # The functional suites again on a real Redis Cluster of three masters (tests/conftest.py).
 test-cluster: $(STAMP) services
-	PYASYNQ_TEST_TOPOLOGY=cluster $(BIN)/python -m pytest -q tests/test_client.py tests/test_inspector.py tests/server tests/scheduler tests/test_conformance_enqueue.py
+	PYASYNQ_TEST_TOPOLOGY=cluster $(BIN)/python -m pytest -q tests/test_client.py tests/test_inspector.py tests/server tests/scheduler tests/test_conformance_enqueue.py tests/cli/test_limits.py
 
 test-slow: $(STAMP)
 	@eval "$$(bash scripts/services.sh env)" && $(BIN)/python -m pytest -q -m slow
