@@ -45,7 +45,8 @@ mux = pyasynq.ServeMux()
 async def send(task: pyasynq.Task) -> None:
     r = _redis()
     await r.eval(ENTER, 3, RUNNING, MOST, STARTS, repr(time.time()))
-    await asyncio.sleep(float(os.environ.get("APP_SLEEP", "0.02")))
+    slow = task.payload.startswith(b"slow")  # held until its worker is killed
+    await asyncio.sleep(60 if slow else float(os.environ.get("APP_SLEEP", "0.02")))
     await r.decr(RUNNING)
     await r.incr(DONE)
 
@@ -55,6 +56,7 @@ config = ServerConfig(
     limits={"email:send": pyasynq.Limit(concurrency=int(os.environ.get("APP_CAP", "5")))},
     heartbeat_interval=0.3,
     lease_duration=2,
+    recoverer_interval=0.5,
     task_check_interval=0.1,
     delayed_task_check_interval=0.2,
     shutdown_timeout=2,

@@ -26,20 +26,22 @@ HERE = Path(__file__).parent
 PROCESSES, CONCURRENCY, CAP, TASKS = 4, 50, 5, 150
 
 
+def worker(redis_url: str, log: Path, cap: int = CAP) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "APP_REDIS_URL": redis_url, "PYTHONPATH": str(HERE),
+           "APP_CONCURRENCY": str(CONCURRENCY), "APP_CAP": str(cap)}  # fmt: skip
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "pyasynq", "--redis-url", redis_url, "worker",
+             "limits_app:mux", "--config", "limits_app:config", "--log-level", "warn"],
+            cwd=HERE, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
 @pytest.fixture
 def fleet(
     redis_url: str, r: redis.Redis, tmp_path: Path
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
-    env = {**os.environ, "APP_REDIS_URL": redis_url, "PYTHONPATH": str(HERE),
-           "APP_CONCURRENCY": str(CONCURRENCY), "APP_CAP": str(CAP)}  # fmt: skip
-    procs = []
-    for i in range(PROCESSES):
-        with open(tmp_path / f"worker{i}.log", "wb") as out:
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "pyasynq", "--redis-url", redis_url, "worker",
-                 "limits_app:mux", "--config", "limits_app:config", "--log-level", "warn"],
-                cwd=HERE, env=env, stdout=out, stderr=subprocess.STDOUT,
-            ))  # fmt: skip
+    procs = [worker(redis_url, tmp_path / f"worker{i}.log") for i in range(PROCESSES)]
     try:
         wait_for(lambda: r.zcard(keys.ALL_SERVERS) == PROCESSES, timeout=30,
                  what="the workers to start")  # fmt: skip
@@ -78,3 +80,34 @@ def test_four_workers_of_concurrency_50_never_run_more_than_the_cap(
         assert r.zcard(keys.scheduled_key("default")) == 0
     finally:
         meter.close()
+
+
+def test_a_killed_workers_slot_frees_when_its_lease_expires(
+    redis_url: str, r: redis.Redis, tmp_path: Path
+) -> None:
+    """Cap 1: worker A holds the slot with a long task and is SIGKILLed; worker B starts
+    the waiting tasks once A's lease has expired (lease 2 s, plus as long again)."""
+    meter = sync_client(redis_url)
+    a = worker(redis_url, tmp_path / "a.log", cap=1)
+    b: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for(lambda: r.zcard(keys.ALL_SERVERS) == 1, timeout=30, what="worker A to start")
+        with Client(redis_url) as client:
+            client.enqueue(Task("email:send", b"slow"))
+            wait_for(lambda: int(meter.get(MOST) or 0) == 1, timeout=20, what="A to hold the slot")
+            for i in range(3):
+                client.enqueue(Task("email:send", b"%d" % i))
+        waiting = keys.limit_key("default", "email:send", "waiting")
+        wait_for(lambda: r.zcard(waiting) == 3, timeout=20, what="three tasks to wait")
+        a.kill()
+        a.wait(10)
+        b = worker(redis_url, tmp_path / "b.log", cap=1)
+        wait_for(lambda: int(meter.get(DONE) or 0) == 3, timeout=60,
+                 what="B to run the waiting tasks after A's lease expired")  # fmt: skip
+        assert r.zcard(waiting) == 0
+    finally:
+        meter.close()
+        for p in (a, b):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(10)

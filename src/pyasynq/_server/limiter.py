@@ -122,12 +122,15 @@ class Limiter(Component):
             grace=self._grace,
         )  # fmt: skip
         try:
-            ops.wake_result(await self.rt.broker.run(op))
+            woken = ops.wake_result(await self.rt.broker.run(op))
         except BrokerError as exc:
             self.rt.log.warn(
                 'task %s: releasing its slot of limit "%s" failed: %s; it frees within a '
                 "second of the task's lease ending", msg.id, name, exc,
             )  # fmt: skip
+            return
+        if woken.woken and self.rt.wake is not None:
+            self.rt.wake()  # our own slots may take them: no need to wait for the pub/sub
 
     async def exec(self) -> None:
         """Wake waiters of every limit in every queue; come back when a rate window next
