@@ -13,6 +13,7 @@ window frees a start. See docs/limits.md and lua/limit_*.lua.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from pyasynq._rdb.codec import TaskMessage
@@ -30,6 +31,7 @@ Bound = tuple[str, ops.Spec]  # the limit's name (task type or handler pattern),
 
 PUMP_INTERVAL = 1.0  # seconds between wake-ups of each limit when nothing else wakes it
 MIN_INTERVAL = 0.005
+ADMIT_RETRY_DELAY = 1.0  # seconds before a task whose limit check failed is put back
 
 
 def spec_of(limit: Limit) -> ops.Spec:
@@ -84,6 +86,9 @@ class Limiter(Component):
         try:
             got = ops.acquire_result(await rt.broker.run(op))
         except BrokerError as exc:
+            # Hold the worker slot a moment first: put back at once, the task would be
+            # taken and fail again in a loop while Redis is unwell.
+            await asyncio.sleep(ADMIT_RETRY_DELAY)
             await self._put_back(msg, token, exc)
             return False
         if got.started:
