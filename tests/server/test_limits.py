@@ -226,3 +226,33 @@ def test_rate_limited_servers_start_at_most_rate_per_window(
     worst = max(sum(1 for t in starts if s <= t < s + 0.5 - slack) for s in starts)
     assert worst <= 10
     assert starts[-1] - starts[0] >= (n / 10 - 1) * 0.5 - slack
+
+
+def test_a_failed_limit_check_puts_the_task_back_and_says_so(
+    servers: Servers, client: Client, log: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyasynq._server import limiter as component
+    from pyasynq.errors import BrokerError
+
+    real = ops.acquire_result
+    failures = [BrokerError("connection reset")]
+
+    def flaky(reply: object) -> ops.Acquired:
+        if failures:
+            raise failures.pop()
+        return real(reply)
+
+    monkeypatch.setattr(component.ops, "acquire_result", flaky)
+    monkeypatch.setattr(component, "ADMIT_RETRY_DELAY", 0.05)
+    ran: list[str] = []
+
+    async def handler(task: Task) -> None:
+        ran.append(task.payload.decode())
+
+    mux = ServeMux()
+    mux.handle("email:send", handler, limit=Limit(concurrency=1))
+    servers.start(mux)
+    info = client.enqueue(Task("email:send", b"x"))
+    wait_for(lambda: ran == ["x"], timeout=10, what="the task to run after the failed check")
+    [line] = log.find("checking its limit failed")
+    assert info.id in line and "connection reset" in line and "put back in pending" in line
