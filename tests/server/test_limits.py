@@ -41,8 +41,8 @@ def _acquire(b: Broker, spec: ops.Spec, tid: str, token: str, now: float = NOW) 
     return ops.acquire_result(b.run(op))
 
 
-def _wake(b: Broker, spec: ops.Spec, now: float = NOW, **kw: str) -> ops.Woken:
-    return ops.wake_result(b.run(ops.wake(Q, "email:send", spec, int(now * 1e9), **kw)))
+def _wake(b: Broker, spec: ops.Spec, now: float = NOW, **kw: Any) -> ops.Woken:
+    return ops.wake_result(Q, b.run(ops.wake(Q, "email:send", spec, int(now * 1e9), **kw)))
 
 
 def test_cap_admits_up_to_the_cap_and_parks_the_rest(
@@ -256,3 +256,40 @@ def test_a_failed_limit_check_puts_the_task_back_and_says_so(
     wait_for(lambda: ran == ["x"], timeout=10, what="the task to run after the failed check")
     [line] = log.find("checking its limit failed")
     assert info.id in line and "connection reset" in line and "put back in pending" in line
+
+
+def test_release_hands_the_first_waiter_to_a_worker_with_a_free_slot(
+    client: Client, broker: Broker, r: redis.Redis
+) -> None:
+    _enqueue(client, 4)  # t0, t1 run; t2, t3 wait
+    for i in range(4):
+        _acquire(broker, CAP2, _take(broker, f"k{i}"), f"k{i}")
+    woken = _wake(broker, CAP2, NOW + 1, task_id="t0", token="k0", take_token="h1",
+                  lease_until=int(NOW) + 31)  # fmt: skip
+    assert woken.taken is not None and woken.taken.msg is not None
+    assert (woken.woken, woken.taken.task_id) == (1, "t2")
+    # Leased to the caller as a dequeue would, and admitted: a holder until its lease.
+    fields = task_fields(r, Q, "t2")
+    assert fields["state"] == "active" and fields["attempt"] == f"h1 {int(NOW) + 31}"
+    assert "t2" in list_ids(r, keys.active_key(Q))
+    assert dict(zset_items(r, keys.lease_key(Q)))["t2"] == int(NOW) + 31
+    running = dict(zset_items(r, keys.limit_key(Q, "email:send", "running")))
+    assert set(running) == {"t1", "t2"} and running["t2"] == int(NOW) + 31
+    assert list_ids(r, keys.pending_key(Q)) == []
+    assert [i for i, _ in zset_items(r, keys.scheduled_key(Q))] == ["t3"]
+    # Its outcome is fenced by the hand-over token.
+    msg = woken.taken.msg
+    processing.check_write(broker.run(processing.done(msg, NOW + 2, "h1")))
+
+
+def test_no_hand_over_while_the_queue_is_paused(
+    client: Client, broker: Broker, r: redis.Redis
+) -> None:
+    _enqueue(client, 3)
+    for i in range(3):
+        _acquire(broker, CAP2, _take(broker, f"k{i}"), f"k{i}")
+    r.set(keys.paused_key(Q), 1)
+    woken = _wake(broker, CAP2, NOW + 1, task_id="t0", token="k0", take_token="h1",
+                  lease_until=int(NOW) + 31)  # fmt: skip
+    assert woken.taken is None and woken.woken == 1
+    assert list_ids(r, keys.pending_key(Q)) == ["t2"]  # woken the ordinary way

@@ -31,20 +31,25 @@ def _drive(queue: str, name: str) -> object:
 
     def run(url: str) -> None:
         with pyasynq.Client(url) as client:
-            for i in range(2):
+            for i in range(3):
                 client.enqueue(pyasynq.Task(name), queue=queue, task_id=f"x{i}")
         b = Broker(url)
         try:
-            for i in range(2):
+            for i in range(3):
                 got = processing.dequeue_result(
                     queue, b.run(processing.dequeue(queue, NOW, f"k{i}"))
                 )
                 assert got is not None and got.msg is not None
                 op = ops.acquire(queue, name, spec, task_id=got.msg.id, token=f"k{i}", now=NOW)
                 ops.acquire_result(b.run(op))
-            woken = ops.wake_result(b.run(ops.wake(queue, name, spec, int(NOW * 1e9),
+            woken = ops.wake_result(queue, b.run(ops.wake(queue, name, spec, int(NOW * 1e9),
                                                    task_id="x0", token="k0")))  # fmt: skip
             assert woken.woken == 1
+            # The hand-over form: x1 (woken, reserved) finishes, x2 goes to the caller.
+            b.run(ops.acquire(queue, name, spec, task_id="x1", token="k1", now=NOW))
+            op = ops.wake(queue, name, spec, int(NOW * 1e9), task_id="x1", token="k1",
+                          take_token="h", lease_until=int(NOW) + 30)  # fmt: skip
+            assert ops.wake_result(queue, b.run(op)).taken is not None
         finally:
             b.close()
 

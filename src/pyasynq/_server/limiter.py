@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from pyasynq._rdb.codec import TaskMessage
 from pyasynq._rdb.ops import limiter as ops
 from pyasynq._rdb.ops import processing
+from pyasynq._rdb.ops.processing import Leased
 from pyasynq.errors import BrokerError
 from pyasynq.limits import Limit
 
@@ -118,24 +119,31 @@ class Limiter(Component):
             "task %s: checking its limit failed (%s); put back in pending", msg.id, exc
         )
 
-    async def release(self, bound: Bound, msg: TaskMessage, token: str) -> None:
-        """Give back the capacity ``msg`` held and wake waiters. A failure is logged: the
-        slot then frees when the task's lease entry is gone (the next wake-up prunes it)."""
+    async def release(
+        self, bound: Bound, msg: TaskMessage, token: str, take: str = ""
+    ) -> Leased | None:
+        """Give back the capacity ``msg`` held and wake waiters. With ``take`` (an attempt
+        token; the caller has a free worker slot for it), the first waiter is leased to
+        the caller and returned, already admitted: it starts without a dequeue. A failure
+        is logged: the slot then frees once the task's lease has expired (pruned)."""
         name, spec = bound
+        now = self.rt.clock.now()
         op = ops.wake(
             msg.queue, name, spec, self.rt.clock.now_ns(), task_id=msg.id, token=token,
-            grace=self._grace,
+            grace=self._grace, take_token=take, lease_until=int(now) + int(self._grace),
         )  # fmt: skip
         try:
-            woken = ops.wake_result(await self.rt.broker.run(op))
+            woken = ops.wake_result(msg.queue, await self.rt.broker.run(op))
         except BrokerError as exc:
             self.rt.log.warn(
-                'task %s: releasing its slot of limit "%s" failed: %s; it frees within a '
-                "second of the task's lease ending", msg.id, name, exc,
+                'task %s: releasing its slot of limit "%s" failed: %s; it frees once the '
+                "task's lease has expired", msg.id, name, exc,
             )  # fmt: skip
-            return
-        if woken.woken and self.rt.wake is not None:
+            return None
+        others = woken.woken - (woken.taken is not None)
+        if others and self.rt.wake is not None:
             self.rt.wake()  # our own slots may take them: no need to wait for the pub/sub
+        return woken.taken
 
     async def exec(self) -> None:
         """Wake waiters of every limit in every queue; come back when a rate window next
@@ -144,7 +152,7 @@ class Limiter(Component):
         for q in self.rt.queues:
             for name, spec in self._limits.items():
                 op = ops.wake(q, name, spec, self.rt.clock.now_ns(), grace=self._grace)
-                woken = ops.wake_result(await self.rt.broker.run(op))
+                woken = ops.wake_result(q, await self.rt.broker.run(op))
                 if woken.next_free is not None:
                     soonest = min(soonest, woken.next_free)
                 if woken.woken and self.rt.wake is not None:

@@ -335,16 +335,16 @@ class Processor:
         t.add_done_callback(self.running.discard)
 
     async def _limited(
-        self, bound: Bound, msg: TaskMessage, token: str, pending_since: float | None
-    ) -> None:
+        self, bound: Bound, msg: TaskMessage, token: str, pending_since: float | None,
+        admitted: bool = False,
+    ) -> None:  # fmt: skip
         """Run ``msg`` under its fleet-wide limit: start it only if the limiter admits
         it (else it waits in Redis and the slot is free now), and give the capacity
         back as soon as its handler is over, while the outcome is written."""
         limiter = self.limiter
         assert limiter is not None
-        admitted = False
         try:
-            admitted = await limiter.admit(bound, msg, token)
+            admitted = admitted or await limiter.admit(bound, msg, token)
         finally:
             if not admitted:
                 self._release()
@@ -353,7 +353,7 @@ class Processor:
         released: list[asyncio.Task[None]] = []
 
         def ended() -> None:
-            released.append(asyncio.create_task(limiter.release(bound, msg, token)))
+            released.append(asyncio.create_task(self._hand_over(bound, msg, token)))
 
         try:
             await self._work(msg, token, pending_since, ended)
@@ -362,6 +362,34 @@ class Processor:
                 await released[0]
             else:
                 await limiter.release(bound, msg, token)
+
+    async def _hand_over(self, bound: Bound, msg: TaskMessage, token: str) -> None:
+        """Give ``msg``'s capacity back; when a slot is free here, the limiter hands the
+        first waiter straight to it (leased and admitted in the same script), which saves
+        the waiter's trip through pending, a dequeue and an admission."""
+        assert self.limiter is not None
+        take = not self.rt.stopping.is_set() and self.busy < self.concurrency
+        if take:
+            self.busy += 1
+        new_token = next(self._tokens) if take else ""
+        try:
+            nxt = await self.limiter.release(bound, msg, token, take=new_token)
+        except BaseException:
+            if take:
+                self._release()
+            raise
+        if nxt is None or nxt.msg is None:
+            if take:
+                self._release()
+            if nxt is not None:
+                self._set_aside(msg.queue, nxt.task_id, nxt.problem)
+            return
+        t = asyncio.create_task(
+            self._limited(bound, nxt.msg, new_token, None, admitted=True),
+            name=f"pyasynq-task-{nxt.msg.id}",
+        )
+        self.running.add(t)
+        t.add_done_callback(self.running.discard)
 
     def refill(self, queue: str, n: int) -> tuple[Op, Callable[[object], None]] | None:
         """The dequeue that rides with the done writes of ``n`` tasks of ``queue`` (see

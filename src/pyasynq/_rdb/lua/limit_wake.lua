@@ -19,8 +19,15 @@
 -- ARGV[11] task id whose capacity to release ("" = none: just wake)
 -- ARGV[12] its attempt token
 -- ARGV[13] grace, seconds (see limit_acquire.lua ARGV[9])
+-- ARGV[14] hand-over token ("" = none): the releasing worker has a free slot and takes the
+--          first waiter itself, leased with this attempt token, instead of via pending
+-- ARGV[15] the hand-over's lease expiry, integer Unix seconds
+-- KEYS[8] active list, KEYS[9] paused flag (with a hand-over token)
 -- Returns {woken, seconds until the rate window next frees a start, -1 when there is no
--- rate limit or no waiter}.
+-- rate limit or no waiter}, then, when a waiter was handed over, its id and msg.
+-- A hand-over moves the waiter as a forward and a dequeue would (scheduled -> active,
+-- lease, state=active, `attempt` fence; not while the queue is paused) and admits it here
+-- (a holder entry, its start in the rate window).
 -- The release is fenced: the holder entry stays when the task's `attempt` names another
 -- token (another worker runs it now). Waiters are woken oldest first, as many as there is
 -- room for: each leaves scheduled (skipped, and dropped from the index, when it is no longer
@@ -61,6 +68,8 @@ if rate > 0 then
         next_free = tonumber(oldest[2]) + per - now
     end
 end
+local take = ARGV[14] ~= "" and redis.call("EXISTS", KEYS[9]) == 0
+local taken = nil
 local woken, looked = 0, 0
 while woken < room and looked < room + 100 do
     local first = redis.call("ZRANGE", KEYS[3], 0, 0)
@@ -70,16 +79,36 @@ while woken < room and looked < room + 100 do
     end
     looked = looked + 1
     redis.call("ZREM", KEYS[3], id)
-    if redis.call("ZREM", KEYS[5], id) == 1 then
-        redis.call("RPUSH", KEYS[6], id)
-        redis.call("HSET", ARGV[6] .. id, "state", "pending", "pending_since", ARGV[2])
-        if cap > 0 then
-            redis.call("ZADD", KEYS[1], now + tonumber(ARGV[7]), id)
+    local key = ARGV[6] .. id
+    local msg = redis.call("HGET", key, "msg")
+    if msg and redis.call("ZREM", KEYS[5], id) == 1 then
+        if take and not taken then
+            taken = { id, msg }
+            redis.call("LPUSH", KEYS[8], id)
+            redis.call("ZADD", KEYS[4], ARGV[15], id)
+            redis.call("HSET", key, "state", "active", "attempt", ARGV[14] .. " " .. ARGV[15])
+            redis.call("HDEL", key, "pending_since")
+            if cap > 0 then
+                redis.call("ZADD", KEYS[1], ARGV[15], id)
+            end
+            if rate > 0 then
+                redis.call("ZADD", KEYS[2], ARGV[1], id .. " " .. ARGV[14])
+                redis.call("PEXPIRE", KEYS[2], math.ceil(per * 1000) + 1000)
+            end
+        else
+            redis.call("RPUSH", KEYS[6], id)
+            redis.call("HSET", key, "state", "pending", "pending_since", ARGV[2])
+            if cap > 0 then
+                redis.call("ZADD", KEYS[1], now + tonumber(ARGV[7]), id)
+            end
         end
         woken = woken + 1
     end
 end
-if woken > 0 and ARGV[9] ~= "" then
+if woken > (taken and 1 or 0) and ARGV[9] ~= "" then
     redis.call("PUBLISH", ARGV[9], ARGV[10])
+end
+if taken then
+    return { woken, tostring(next_free), taken[1], taken[2] }
 end
 return { woken, tostring(next_free) }

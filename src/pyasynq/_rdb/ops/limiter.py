@@ -17,6 +17,7 @@ from pyasynq.errors import BrokerError
 
 from .. import keys
 from .base import LEASE_DURATION, Arg, Call, Command
+from .processing import Leased, dequeue_result
 
 WAIT_FALLBACK = 60.0  # seconds a parked task stays in scheduled if nothing wakes it
 RESERVE = 5.0  # seconds a woken waiter's slot is held for it until it is dequeued
@@ -47,6 +48,7 @@ class Woken:
 
     woken: int
     next_free: float | None
+    taken: Leased | None = None  # the waiter handed over to the caller, leased to it
 
 
 def _parts(queue: str, name: str) -> list[str]:
@@ -86,27 +88,33 @@ def acquire_result(reply: object) -> Acquired:
 def wake(
     queue: str, name: str, spec: Spec, now_ns: int, *, task_id: str = "", token: str = "",
     channel: str = keys.WAKE_CHANNEL, reserve: float = RESERVE, grace: float = LEASE_DURATION,
+    take_token: str = "", lease_until: int = 0,
 ) -> Call:  # fmt: skip
-    """Release ``task_id``'s slot (when given) and wake waiters. See lua/limit_wake.lua."""
+    """Release ``task_id``'s slot (when given) and wake waiters; with ``take_token``, the
+    first waiter is leased to the caller until ``lease_until`` and returned (see
+    :func:`wake_result`). See lua/limit_wake.lua."""
     ks = [
         *_parts(queue, name), keys.lease_key(queue), keys.scheduled_key(queue),
         keys.pending_key(queue), keys.limits_key(queue),
     ]  # fmt: skip
+    if take_token:
+        ks += [keys.active_key(queue), keys.paused_key(queue)]
     args: list[Arg] = [
         repr(now_ns / 1e9), now_ns, spec.concurrency, spec.rate, repr(spec.per),
         keys.task_key_prefix(queue), repr(reserve), name, channel, queue, task_id, token,
-        repr(float(grace)),
+        repr(float(grace)), take_token, lease_until,
     ]  # fmt: skip
     return Call("limit_wake", ks, args)
 
 
-def wake_result(reply: object) -> Woken:
+def wake_result(queue: str, reply: object) -> Woken:
     if isinstance(reply, BrokerError):
         raise reply
-    if not isinstance(reply, list) or len(reply) != 2:
+    if not isinstance(reply, list) or len(reply) not in (2, 4):
         raise BrokerError(f"unexpected limit_wake reply {reply!r}")
     nxt = float(reply[1])
-    return Woken(int(reply[0]), None if nxt < 0 else nxt)
+    taken = dequeue_result(queue, [reply[2], reply[3], "", 0]) if len(reply) == 4 else None
+    return Woken(int(reply[0]), None if nxt < 0 else nxt, taken)
 
 
 # --- reading (Inspector) -----------------------------------------------------------------
