@@ -4,8 +4,10 @@ The processor asks :meth:`Limiter.lookup` for each task it dequeues; only a task
 type has a limit goes through :meth:`Limiter.admit` (one script, right after the dequeue)
 before its handler runs, so a server without limits pays nothing. A task that may not
 start now is parked by that script in the queue's scheduled set, and the worker slot is
-free at once. When the handler ends, :meth:`Limiter.release` gives the capacity back and
-moves waiters to the front of pending (announced on ``pyasynq:wake``). As a component,
+free at once. When the handler ends, :meth:`Limiter.release` gives the capacity back and,
+in the same script, hands the oldest waiter to this worker when it has a free slot (leased
+and admitted, so it starts without a dequeue) and moves other waiters there is room for to
+the front of pending (announced on ``pyasynq:wake``). As a component,
 the limiter also runs that wake-up every second for each limit and queue, which frees
 the slots of crashed workers once their leases expire, and again exactly when a rate
 window frees a start. See docs/limits.md and lua/limit_*.lua.
@@ -27,6 +29,8 @@ from .base import Component, Runtime
 
 if TYPE_CHECKING:
     from pyasynq.mux import ServeMux
+
+    from .processor import Processor
 
 Bound = tuple[str, ops.Spec]  # the limit's name (task type or handler pattern), its numbers
 
@@ -158,3 +162,61 @@ class Limiter(Component):
                 if woken.woken and self.rt.wake is not None:
                     self.rt.wake()
         self.interval = max(MIN_INTERVAL, soonest)
+
+
+# --- the processor's side: running a limited task ------------------------------------------
+
+
+async def run_limited(
+    proc: Processor, bound: Bound, msg: TaskMessage, token: str, pending_since: float | None,
+    *, admitted: bool = False,
+) -> None:  # fmt: skip
+    """Run ``msg`` (its worker slot taken) under its fleet-wide limit: start it only if
+    the limiter admits it (else it waits in Redis and the slot is free now), and give the
+    capacity back as soon as its handler is over, while the outcome is written."""
+    limiter = proc.limiter
+    assert limiter is not None
+    try:
+        admitted = admitted or await limiter.admit(bound, msg, token)
+    finally:
+        if not admitted:
+            proc._release()
+    if not admitted:
+        return
+    released: list[asyncio.Task[None]] = []
+
+    def ended() -> None:
+        released.append(asyncio.create_task(hand_over(proc, bound, msg, token)))
+
+    try:
+        await proc._work(msg, token, pending_since, ended)
+    finally:
+        if released:
+            await released[0]
+        else:
+            await limiter.release(bound, msg, token)
+
+
+async def hand_over(proc: Processor, bound: Bound, msg: TaskMessage, token: str) -> None:
+    """Give ``msg``'s capacity back; when a worker slot is free here, the limiter hands
+    the first waiter straight to it (leased and admitted in the same script), which saves
+    the waiter's trip through pending, a dequeue and an admission."""
+    limiter = proc.limiter
+    assert limiter is not None
+    take = not proc.rt.stopping.is_set() and proc.busy < proc.concurrency
+    if take:
+        proc.busy += 1
+    new_token = next(proc._tokens) if take else ""
+    try:
+        nxt = await limiter.release(bound, msg, token, take=new_token)
+    except BaseException:
+        if take:
+            proc._release()
+        raise
+    if nxt is None or nxt.msg is None:
+        if take:
+            proc._release()
+        if nxt is not None:
+            proc._set_aside(msg.queue, nxt.task_id, nxt.problem)
+        return
+    proc.start(run_limited(proc, bound, nxt.msg, new_token, None, admitted=True), nxt.msg.id)

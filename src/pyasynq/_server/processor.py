@@ -17,7 +17,7 @@ import inspect
 import itertools
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -34,13 +34,14 @@ from pyasynq.task import Task
 from .base import ActiveTask, Runtime
 from .dangling import DanglingReport
 from .failures import Aborted, Canceled, DeadlineExceeded, FailureLog, error_text
+from .limiter import run_limited
 from .metrics_hook import report_task_done, report_task_start
 
 if TYPE_CHECKING:
     from pyasynq._async.broker import AsyncBroker
     from pyasynq.mux import ServeMux
 
-    from .limiter import Bound, Limiter
+    from .limiter import Limiter
     from .syncer import Syncer
     from .threads import ThreadRunner
 
@@ -327,67 +328,14 @@ class Processor:
     def _spawn(self, msg: TaskMessage, token: str, pending_since: float | None = None) -> None:
         """Run ``msg`` in a task of its own; its slot is already taken."""
         if self.limiter is not None and (bound := self.limiter.lookup(msg.type)) is not None:
-            coro = self._limited(bound, msg, token, pending_since)
+            coro = run_limited(self, bound, msg, token, pending_since)
         else:
             coro = self._work(msg, token, pending_since)
-        t = asyncio.create_task(coro, name=f"pyasynq-task-{msg.id}")
-        self.running.add(t)
-        t.add_done_callback(self.running.discard)
+        self.start(coro, msg.id)
 
-    async def _limited(
-        self, bound: Bound, msg: TaskMessage, token: str, pending_since: float | None,
-        admitted: bool = False,
-    ) -> None:  # fmt: skip
-        """Run ``msg`` under its fleet-wide limit: start it only if the limiter admits
-        it (else it waits in Redis and the slot is free now), and give the capacity
-        back as soon as its handler is over, while the outcome is written."""
-        limiter = self.limiter
-        assert limiter is not None
-        try:
-            admitted = admitted or await limiter.admit(bound, msg, token)
-        finally:
-            if not admitted:
-                self._release()
-        if not admitted:
-            return
-        released: list[asyncio.Task[None]] = []
-
-        def ended() -> None:
-            released.append(asyncio.create_task(self._hand_over(bound, msg, token)))
-
-        try:
-            await self._work(msg, token, pending_since, ended)
-        finally:
-            if released:
-                await released[0]
-            else:
-                await limiter.release(bound, msg, token)
-
-    async def _hand_over(self, bound: Bound, msg: TaskMessage, token: str) -> None:
-        """Give ``msg``'s capacity back; when a slot is free here, the limiter hands the
-        first waiter straight to it (leased and admitted in the same script), which saves
-        the waiter's trip through pending, a dequeue and an admission."""
-        assert self.limiter is not None
-        take = not self.rt.stopping.is_set() and self.busy < self.concurrency
-        if take:
-            self.busy += 1
-        new_token = next(self._tokens) if take else ""
-        try:
-            nxt = await self.limiter.release(bound, msg, token, take=new_token)
-        except BaseException:
-            if take:
-                self._release()
-            raise
-        if nxt is None or nxt.msg is None:
-            if take:
-                self._release()
-            if nxt is not None:
-                self._set_aside(msg.queue, nxt.task_id, nxt.problem)
-            return
-        t = asyncio.create_task(
-            self._limited(bound, nxt.msg, new_token, None, admitted=True),
-            name=f"pyasynq-task-{nxt.msg.id}",
-        )
+    def start(self, coro: Coroutine[Any, Any, None], task_id: str) -> None:
+        """Run a task's coroutine, watched by shutdown; its slot is already taken."""
+        t = asyncio.create_task(coro, name=f"pyasynq-task-{task_id}")
         self.running.add(t)
         t.add_done_callback(self.running.discard)
 
