@@ -328,10 +328,13 @@ class Processor:
     def _spawn(self, msg: TaskMessage, token: str, pending_since: float | None = None) -> None:
         """Run ``msg`` in a task of its own; its slot is already taken."""
         if self.limiter is not None and (bound := self.limiter.lookup(msg.type)) is not None:
-            coro = run_limited(self, bound, msg, token, pending_since)
-        else:
-            coro = self._work(msg, token, pending_since)
-        self.start(coro, msg.id)
+            self.start(run_limited(self, bound, msg, token, pending_since), msg.id)
+            return
+        t = asyncio.create_task(
+            self._work(msg, token, pending_since), name=f"pyasynq-task-{msg.id}"
+        )
+        self.running.add(t)
+        t.add_done_callback(self.running.discard)
 
     def start(self, coro: Coroutine[Any, Any, None], task_id: str) -> None:
         """Run a task's coroutine, watched by shutdown; its slot is already taken."""
