@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: services browser install demo test test-cluster test-slow lint typecheck format sync proto check bench bench-quick bench-scale clean
+.PHONY: services browser install demo test test-cluster test-slow lint typecheck format sync proto check bench bench-quick bench-scale bench-limits clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,7 +32,7 @@ test: $(STAMP)
 
 # The functional suites again on a real Redis Cluster of three masters (tests/conftest.py).
 test-cluster: $(STAMP) services
-	PYASYNQ_TEST_TOPOLOGY=cluster $(BIN)/python -m pytest -q tests/test_client.py tests/test_inspector.py tests/server tests/scheduler tests/test_conformance_enqueue.py tests/rdb/test_snooze_ops.py tests/test_typed.py
+	PYASYNQ_TEST_TOPOLOGY=cluster $(BIN)/python -m pytest -q tests/test_client.py tests/test_inspector.py tests/server tests/scheduler tests/test_conformance_enqueue.py tests/rdb/test_snooze_ops.py tests/test_typed.py tests/cli/test_limits.py
 
 test-slow: $(STAMP)
 	@eval "$$(bash scripts/services.sh env)" && $(BIN)/python -m pytest -q -m slow
@@ -75,6 +75,11 @@ bench-quick:
 # "Scale"); about 1.5 minutes here, BENCH_ARGS=--quick about 40 s.
 bench-scale:
 	$(PY) -m benchmarks.scale $(BENCH_ARGS)
+
+# Fleet-wide limits (docs/limits.md): 4 worker processes of concurrency 50 under a cap of 5
+# and a rate of 100/s; reports the most running at once and the throughput (~30 s).
+bench-limits: $(STAMP)
+	$(BIN)/python -m benchmarks.limits $(BENCH_ARGS)
 
 # The documentation site (mkdocs.yml, docs/): HTML in build/site. --strict turns every
 # warning (a broken link, a reference to a name that does not exist) into a failure.

@@ -139,4 +139,7 @@ def test_every_script_is_covered_by_a_slot_test() -> None:
     }  # tests/rdb/test_inspect.py
     scheduler = {"scheduler_enqueue"}  # tests/scheduler/test_slots.py
     waiting = {"watch_result", "report_progress"}  # tests/test_cluster_slots_results.py
-    assert set(scripts.names()) == SERVER_SCRIPTS | enqueue | inspector | scheduler | waiting
+    limits = {"limit_acquire", "limit_wake"}  # tests/server/test_limits_slots.py
+    assert (
+        set(scripts.names()) == SERVER_SCRIPTS | enqueue | inspector | scheduler | waiting | limits
+    )

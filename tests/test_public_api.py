@@ -24,6 +24,8 @@ PUBLIC = [
     "GroupInfo",
     "Inspector",
     "LeaseExpiredError",
+    "Limit",
+    "LimitInfo",
     "LogLevel",
     "Options",
     "PeriodicTaskConfig",

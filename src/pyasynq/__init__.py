@@ -33,12 +33,14 @@ from .inspection import (
     ClusterNode,
     DailyStats,
     GroupInfo,
+    LimitInfo,
     QueueInfo,
     SchedulerEnqueueEvent,
     SchedulerEntry,
     ServerInfo,
     WorkerInfo,
 )
+from .limits import Limit
 from .log import LogLevel
 from .mux import ServeMux
 from .options import Options
@@ -72,6 +74,8 @@ __all__ = [
     "GroupInfo",
     "Inspector",
     "LeaseExpiredError",
+    "Limit",
+    "LimitInfo",
     "LogLevel",
     "Options",
     "PeriodicTaskConfig",

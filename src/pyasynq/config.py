@@ -18,6 +18,7 @@ from typing import Any
 
 from ._eventloop import EventLoopName
 from ._eventloop import check as _check_loop
+from .limits import Limit
 from .log import LogLevel
 from .options import check_name
 from .task import Task
@@ -95,6 +96,9 @@ class ServerConfig:
     syncer_interval: float | timedelta = 5.0
     subscriber_retry_interval: float | timedelta = 5.0
     max_crash_recoveries: int | None = None  # off: asynq's rule (see the docstring)
+    # Fleet-wide limits per task type (exact type -> Limit), enforced in Redis per queue
+    # across every pyasynq worker; they win over a limit given to mux.handle. docs/limits.md.
+    limits: Mapping[str, Limit] = field(default_factory=dict)
     # Metrics: on_task_done is called once per handler run with its outcome,
     # on_task_start when a dequeued task starts, with its queue wait; with metrics_port
     # the worker serves pyasynq.metrics.WorkerMetrics on /metrics.
@@ -160,6 +164,7 @@ class ServerConfig:
                 raise ValueError(
                     "max_crash_recoveries must be at least 1, or None to turn the limit off"
                 )
+        _check_limits(self.limits)
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics_port must be 0-65535, got {self.metrics_port}")
         _check_loop(self.event_loop)
@@ -177,6 +182,16 @@ class ServerConfig:
     def positive_queues(self) -> dict[str, int]:
         """Queues as reported in ServerInfo: priority > 0, not GCD-normalised."""
         return {q: p for q, p in self.queues.items() if p > 0}
+
+
+def _check_limits(limits: object) -> None:
+    if not isinstance(limits, Mapping):
+        raise TypeError("limits must be a mapping of task type to pyasynq.Limit")
+    for ttype, lim in limits.items():
+        if not isinstance(ttype, str) or not ttype.strip():
+            raise ValueError(f"limits keys must be non-blank task types, got {ttype!r}")
+        if not isinstance(lim, Limit):
+            raise TypeError(f"limits[{ttype!r}] must be a pyasynq.Limit, got {lim!r}")
 
 
 def _int(value: object, what: str) -> None:

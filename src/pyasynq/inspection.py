@@ -23,6 +23,7 @@ __all__ = [
     "ClusterNode",
     "DailyStats",
     "GroupInfo",
+    "LimitInfo",
     "QueueInfo",
     "SchedulerEnqueueEvent",
     "SchedulerEntry",
@@ -63,6 +64,29 @@ class QueueInfo:
     failed_total: int
     paused: bool
     timestamp: datetime  # when the snapshot was taken
+
+
+@dataclass(frozen=True, slots=True)
+class LimitInfo:
+    """A fleet-wide limit in one queue, as pyasynq servers last reported it (pyasynq only;
+    see docs/limits.md).
+
+    ``name`` is the task type (or the handler pattern) limited. ``concurrency``/``rate``
+    are None when not set. ``running`` counts the tasks holding a slot (including a
+    woken waiter's reserved slot, and for up to a lease duration a crashed worker's),
+    ``started`` the starts in the current rate window, ``waiting`` the tasks parked in
+    scheduled until capacity frees. ``reported`` is when a server last enforced it.
+    """
+
+    queue: str
+    name: str
+    concurrency: int | None
+    rate: int | None
+    per: float
+    running: int
+    started: int
+    waiting: int
+    reported: datetime
 
 
 def queue_info_from(stats: QueueStats, memory_usage: int) -> QueueInfo:

@@ -12,6 +12,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias, overload
 
+from .limits import Limit
 from .task import Task
 
 __all__ = ["AsyncHandler", "Handler", "Middleware", "ServeMux", "handler_not_found"]
@@ -37,33 +38,53 @@ class ServeMux:
         self._async: dict[str, bool] = {}  # pattern -> is_async(handler), asked once
         self._prefixes: list[str] = []  # longest first
         self._middlewares: list[Middleware] = []
+        self._limits: dict[str, Limit] = {}  # pattern -> its fleet-wide limit
 
-    def handle(self, pattern: str, handler: Handler) -> None:
-        """Register ``handler`` for tasks whose type is ``pattern`` or starts with it."""
+    def handle(self, pattern: str, handler: Handler, *, limit: Limit | None = None) -> None:
+        """Register ``handler`` for tasks whose type is ``pattern`` or starts with it.
+
+        Args:
+            pattern: the task type, or a prefix of the types to route here.
+            handler: ``async def`` or plain ``def`` taking the Task.
+            limit: a fleet-wide :class:`~pyasynq.Limit` shared by every task routed to
+                this pattern, in each queue (see docs/limits.md).
+
+        Raises:
+            ValueError: a blank pattern, or one already registered.
+            TypeError: a handler that is not callable, or a limit that is not a Limit.
+        """
         if not isinstance(pattern, str) or not pattern.strip():
             raise ValueError("pattern must be a non-blank task type or prefix")
         if not callable(handler):
             raise TypeError(f"handler for {pattern!r} must be callable, got {handler!r}")
         if pattern in self._exact:
             raise ValueError(f"a handler is already registered for {pattern!r}")
+        if limit is not None:
+            if not isinstance(limit, Limit):
+                raise TypeError(f"limit for {pattern!r} must be a pyasynq.Limit, got {limit!r}")
+            self._limits[pattern] = limit
         self._exact[pattern] = handler
         self._async[pattern] = is_async(handler)
         self._prefixes.append(pattern)
         self._prefixes.sort(key=len, reverse=True)
 
     @overload
-    def handler(self, pattern: str) -> Callable[[Handler], Handler]: ...
+    def handler(
+        self, pattern: str, *, limit: Limit | None = None
+    ) -> Callable[[Handler], Handler]: ...
     @overload
-    def handler(self, pattern: str, fn: Handler) -> Handler: ...
+    def handler(self, pattern: str, fn: Handler, *, limit: Limit | None = None) -> Handler: ...
 
-    def handler(self, pattern: str, fn: Handler | None = None) -> Any:
+    def handler(
+        self, pattern: str, fn: Handler | None = None, *, limit: Limit | None = None
+    ) -> Any:
         """Decorator form of :meth:`handle`; returns the function unchanged."""
         if fn is not None:
-            self.handle(pattern, fn)
+            self.handle(pattern, fn, limit=limit)
             return fn
 
         def register(f: Handler) -> Handler:
-            self.handle(pattern, f)
+            self.handle(pattern, f, limit=limit)
             return f
 
         return register
@@ -83,6 +104,17 @@ class ServeMux:
     def patterns(self) -> list[str]:
         """The registered types and prefixes, in the order they were registered."""
         return list(self._exact)
+
+    def limits(self) -> dict[str, Limit]:
+        """The patterns registered with a limit, and their limits."""
+        return dict(self._limits)
+
+    def limit_for(self, task_type: str) -> tuple[str, Limit] | None:
+        """The pattern ``task_type`` routes to and its limit, when that pattern has one."""
+        pattern = self._pattern(task_type)
+        if pattern is None or pattern not in self._limits:
+            return None
+        return pattern, self._limits[pattern]
 
     def _pattern(self, task_type: str) -> str | None:
         if task_type in self._exact:

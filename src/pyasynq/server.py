@@ -27,6 +27,7 @@ from ._server.forwarder import Forwarder
 from ._server.healthcheck import HealthChecker
 from ._server.heartbeater import Heartbeater
 from ._server.janitor import Janitor
+from ._server.limiter import Limiter
 from ._server.processor import Processor
 from ._server.recoverer import Recoverer
 from ._server.subscriber import Subscriber
@@ -384,6 +385,9 @@ class _Parts:
         self.aggregator = Aggregator(rt)
         self.health = HealthChecker(rt)
         self.heartbeater = Heartbeater(rt)
+        self.limiter = Limiter(rt, mux)
+        if self.limiter:  # else the processor never asks: no cost without limits
+            self.processor.limiter = self.limiter
         self.loops: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -395,6 +399,8 @@ class _Parts:
             parts.append(self.aggregator)
         if self.rt.config.health_check_func is not None:
             parts.append(self.health)
+        if self.limiter:
+            parts.append(self.limiter)
         self.loops = [asyncio.create_task(c.run(), name=f"pyasynq-{c.name}") for c in parts]
         self.loops.append(asyncio.create_task(self.processor.run(), name="pyasynq-processor"))
 
@@ -405,7 +411,9 @@ class _Parts:
         await self.processor.shutdown()
         self.recoverer.stop()
         await self.syncer.exec()  # flush queued writes once
-        for c in (self.syncer, self.subscriber, self.janitor, self.aggregator, self.health):
+        for c in (
+            self.syncer, self.subscriber, self.janitor, self.aggregator, self.health, self.limiter,
+        ):  # fmt: skip
             c.stop()
         await asyncio.gather(*self.loops, return_exceptions=True)
         await asyncio.to_thread(self.heartbeater.stop)

@@ -195,3 +195,17 @@ def queue_from_key(key: str) -> str | None:
     if end < 0:
         return None
     return key[len("asynq:{") : end]
+
+
+def limit_key(qname: str, name: str, part: str) -> str:  # pyasynq only, see below
+    """One part of the fleet-wide limit ``name`` (a task type or handler pattern) in a
+    queue: ``running`` (ZSET task id -> lease expiry: the tasks holding a slot),
+    ``starts`` (ZSET "<id> <token>" -> start time, the rate window) or ``waiting`` (ZSET
+    task id -> time parked: tasks waiting in scheduled for capacity). Go never reads them."""
+    return f"asynq:{{{qname}}}:pyasynq:limit:{name}:{part}"
+
+
+def limits_key(qname: str) -> str:  # HASH limit name -> "<cap> <rate> <per> <seen>" (pyasynq)
+    """The limits pyasynq servers enforce in the queue, as last written by one of them
+    (for the Inspector). Go never reads it."""
+    return f"asynq:{{{qname}}}:pyasynq:limits"

@@ -17,6 +17,9 @@ ALLOW_OOM = frozenset({
     "dequeue", "dequeue_many", "done", "done_many", "mark_complete", "requeue", "retry",
     "archive", "extend_leases", "forward", "quarantine", "delete_expired_completed",
     "lease_orphans", "write_server_state", "snooze",
+    # Limits: admitting or parking a task and giving its slot back (a zset entry or a few
+    # per task) must go on too, or a limited task would be put back and taken again.
+    "limit_acquire", "limit_wake",
 })  # fmt: skip
 _SHEBANG = "#!lua flags=allow-oom\n"
 

@@ -17,7 +17,7 @@ import inspect
 import itertools
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -34,6 +34,7 @@ from pyasynq.task import Task
 from .base import ActiveTask, Runtime
 from .dangling import DanglingReport
 from .failures import Aborted, Canceled, DeadlineExceeded, FailureLog, error_text
+from .limiter import run_limited
 from .metrics_hook import report_task_done, report_task_start
 from .progress import ProgressReporter
 
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from pyasynq._async.broker import AsyncBroker
     from pyasynq.mux import ServeMux
 
+    from .limiter import Limiter
     from .syncer import Syncer
     from .threads import ThreadRunner
 
@@ -290,6 +292,7 @@ class Processor:
         # CancelledError): watched, so shutdown can give up on them (see shutdown).
         self._lingering: dict[asyncio.Task[BaseException | None], TaskMessage] = {}
         self.failures = FailureLog(rt.log, mux)
+        self.limiter: Limiter | None = None  # set when fleet-wide limits are configured
 
     def queue_order(self) -> list[str]:
         """The order in which to try the queues for one dequeue (wire spec 5.1)."""
@@ -332,9 +335,18 @@ class Processor:
 
     def _spawn(self, msg: TaskMessage, token: str, pending_since: float | None = None) -> None:
         """Run ``msg`` in a task of its own; its slot is already taken."""
+        if self.limiter is not None and (bound := self.limiter.lookup(msg.type)) is not None:
+            self.start(run_limited(self, bound, msg, token, pending_since), msg.id)
+            return
         t = asyncio.create_task(
             self._work(msg, token, pending_since), name=f"pyasynq-task-{msg.id}"
         )
+        self.running.add(t)
+        t.add_done_callback(self.running.discard)
+
+    def start(self, coro: Coroutine[Any, Any, None], task_id: str) -> None:
+        """Run a task's coroutine, watched by shutdown; its slot is already taken."""
+        t = asyncio.create_task(coro, name=f"pyasynq-task-{task_id}")
         self.running.add(t)
         t.add_done_callback(self.running.discard)
 
@@ -454,7 +466,12 @@ class Processor:
                 return found
         return []
 
-    async def _work(self, msg: TaskMessage, token: str, pending_since: float | None) -> None:
+    async def _work(
+        self, msg: TaskMessage, token: str, pending_since: float | None,
+        ended: Callable[[], None] | None = None,
+    ) -> None:  # fmt: skip
+        """Run the handler and write the outcome; ``ended`` is called once the handler is
+        over, before the outcome is written."""
         rt = self.rt
         now = rt.clock.now()
         if pending_since is not None:
@@ -471,6 +488,8 @@ class Processor:
         t0 = loop.time()
         try:
             err = await self._run_handler(active, stop, deadline)
+            if ended is not None:
+                ended()
             if isinstance(err, Aborted):
                 await self._requeue(active)
             else:

@@ -5,6 +5,7 @@ Inspector). The CLI, the metrics collector and the web dashboard are built on it
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -12,6 +13,7 @@ from pyasynq._rdb import keys
 from pyasynq._rdb.ops import Call, Op
 from pyasynq._rdb.ops import inspect as ops
 from pyasynq._rdb.ops import inspect_extra as extra
+from pyasynq._rdb.ops import limiter as limits
 from pyasynq._rdb.ops import state as registry
 from pyasynq.clock import Clock, RealClock
 from pyasynq.embedded import default_url
@@ -20,6 +22,7 @@ from pyasynq.inspection import (
     ClusterNode,
     DailyStats,
     GroupInfo,
+    LimitInfo,
     QueueInfo,
     SchedulerEnqueueEvent,
     SchedulerEntry,
@@ -140,6 +143,33 @@ class Inspector:
             ops.current_stats_result(_ok(stats), queue=queue, now=now),
             ops.memory_usage_result(_ok(memory)),
         )
+
+    def get_limits(self, queue: str) -> list[LimitInfo]:
+        """The fleet-wide limits pyasynq servers enforce in ``queue``, with how much of
+        each is in use, by name (empty when none; see docs/limits.md).
+
+        Args:
+            queue: the queue name.
+
+        Returns:
+            One LimitInfo per limited task type or handler pattern.
+
+        Raises:
+            QueueNotFoundError: no such queue.
+        """
+        _name(queue, "queue")
+        now = self._clock.now()
+        reg = limits.registry_result(self._read(queue, limits.read_registry(queue)))
+        out: list[LimitInfo] = []
+        for name in sorted(reg):
+            cap, rate, per, seen = reg[name]
+            running, started, waiting = self._broker.run_many(limits.usage(queue, name, now, per))
+            out.append(LimitInfo(
+                queue=queue, name=name, concurrency=cap or None, rate=rate or None, per=per,
+                running=int(_ok(running)), started=int(_ok(started)), waiting=int(_ok(waiting)),
+                reported=datetime.fromtimestamp(seen, UTC),
+            ))  # fmt: skip
+        return out
 
     def history(self, queue: str, days: int = 7) -> list[DailyStats]:
         """Processed and failed counts per UTC day, today first, ``days`` days back."""

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from pyasynq.errors import QueueNotEmptyError
-from pyasynq.inspection import QueueInfo
+from pyasynq.inspection import LimitInfo, QueueInfo
 
 from . import output as out
 from .stats import STATE_COLUMNS
@@ -62,6 +62,16 @@ def ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _render_limits(con: Any, limits: list[LimitInfo]) -> None:
+    """Fleet-wide limits in use (pyasynq only): running/cap, starts/rate, waiting."""
+    t = out.table("Limit", "Running>", "Started>", "Waiting>", title="Fleet-wide limits")
+    for lim in limits:
+        running = f"{lim.running}/{lim.concurrency}" if lim.concurrency else str(lim.running)
+        started = f"{lim.started}/{lim.rate} per {lim.per:g}s" if lim.rate else "-"
+        t.add_row(lim.name, running, started, str(lim.waiting))
+    con.print(t)
+
+
 def _render_info(con: Any, i: QueueInfo) -> None:
     head = out.table("Queue", "Paused", "Size>", "Groups>", "Latency>", "Memory>",
                      "Processed today>", "Failed today>", "Error rate>",
@@ -89,6 +99,7 @@ def _render_info(con: Any, i: QueueInfo) -> None:
 def inspect(args: argparse.Namespace) -> int:
     with out.connect(args) as insp:
         infos = [insp.get_queue_info(q) for q in args.queues]
+        limits = [insp.get_limits(q) for q in args.queues]
     if args.json:
         out.print_json(infos)
         return 0
@@ -97,6 +108,8 @@ def inspect(args: argparse.Namespace) -> int:
         if n:
             con.print()
         _render_info(con, info)
+        if limits[n]:
+            _render_limits(con, limits[n])
     return 0
 
 

@@ -148,7 +148,9 @@ async def queue(request: Request) -> Response:
         size = _choice(request, "size", PAGE_SIZES, PAGE_SIZES[0])
         page = _page_number(request)
         group = request.query_params.get("group") or None
-        info, history = await asyncio.gather(insp.get_queue_info(q), _history_rows(insp, q, 7))
+        info, history, limits = await asyncio.gather(
+            insp.get_queue_info(q), _history_rows(insp, q, 7), insp.get_limits(q)
+        )
         tasks: list[TaskInfo] = []
         groups = []
         if state == TaskState.AGGREGATING:
@@ -163,6 +165,7 @@ async def queue(request: Request) -> Response:
             tasks = await insp.list_tasks(q, state, page_size=size, page=page)
         return {
             "info": info,
+            "limits": limits,
             "state": state,
             "states": TAB_STATES,
             "tasks": tasks,
