@@ -96,7 +96,7 @@ async def test_nothing_listening_fails_at_once_and_says_what_to_check(
 ) -> None:
     message, took = await failure(enqueue(url))
     assert took < 2, took
-    assert message.startswith("cannot connect to Redis at "), message
+    assert message.startswith("cannot reach Redis at "), message
     assert "check that Redis runs there" in message
     assert "INFO" not in message  # not the internal command the client happened to send
 

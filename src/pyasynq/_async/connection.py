@@ -341,7 +341,7 @@ def _explain(
     if first and isinstance(exc, ConnectionError) and _NOTHING_THERE.search(text):
         # Never answered: a wrong address or a Redis that is not running, not an outage.
         return (
-            f"cannot connect to Redis at {where} ({_one_line(text)}): check that Redis runs "
+            f"cannot reach Redis at {where} ({_one_line(text)}): check that Redis runs "
             "there and the host and port (or socket path) in the URL"
         )
     return None
