@@ -6,11 +6,15 @@ Without Go the suite skips with one line; under CI=true it fails instead."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+
+from pyasynq.cli import main
 
 from .support import Fleet, build_programs, fleet
 
@@ -25,3 +29,17 @@ def go(go_bin: Path, redis_url: str, r: redis.Redis, tmp_path: Path) -> Iterator
     """A Fleet on a flushed Redis."""
     with fleet(go_bin, redis_url, tmp_path) as f:
         yield f
+
+
+@pytest.fixture
+def cli(redis_url: str, capsys: pytest.CaptureFixture[str]) -> Callable[..., Any]:
+    """``pyasynq --redis-url <test redis> *argv --json`` in-process: its parsed JSON."""
+
+    def run(*argv: str) -> Any:
+        capsys.readouterr()
+        code = main(["--redis-url", redis_url, *argv, "--json"])
+        out, err = capsys.readouterr()
+        assert code == 0, f"pyasynq {' '.join(argv)} exited {code}: {err}"
+        return json.loads(out) if out.strip() else None
+
+    return run
