@@ -33,13 +33,14 @@ def go(go_bin: Path, redis_url: str, r: redis.Redis, tmp_path: Path) -> Iterator
 
 @pytest.fixture
 def cli(redis_url: str, capsys: pytest.CaptureFixture[str]) -> Callable[..., Any]:
-    """``pyasynq --redis-url <test redis> *argv --json`` in-process: its parsed JSON."""
+    """``pyasynq --redis-url <test redis> *argv --json`` in-process: its parsed JSON
+    (``as_json=False``: no --json, and what it printed)."""
 
-    def run(*argv: str) -> Any:
+    def run(*argv: str, as_json: bool = True) -> Any:
         capsys.readouterr()
-        code = main(["--redis-url", redis_url, *argv, "--json"])
+        code = main(["--redis-url", redis_url, *argv, *(["--json"] if as_json else [])])
         out, err = capsys.readouterr()
         assert code == 0, f"pyasynq {' '.join(argv)} exited {code}: {err}"
-        return json.loads(out) if out.strip() else None
+        return json.loads(out) if as_json else out
 
     return run

@@ -5,7 +5,7 @@ Behaviour mirrors the Go server program (go/cmd/server): ``INTEROP_HANDLE`` is a
 object of task type -> behaviour (``fail=N|always,sleep=SECONDS,result=TEXT``; type ``*``
 is the fallback), ``INTEROP_RECORD`` is the file every handler event is appended to as
 a JSON line, and ``INTEROP_CONFIG`` is a JSON object of ServerConfig fields that override
-the fast test timings below.
+the fast test timings below (plus ``retry_delay``: seconds before every retry, default 0).
 """
 
 from __future__ import annotations
@@ -74,8 +74,12 @@ async def handler(task: pyasynq.Task) -> None:
     _event("done", **base)
 
 
-def _no_delay(retried: int, error: BaseException, task: pyasynq.Task) -> float:
-    return 0.0
+_overrides: dict[str, Any] = json.loads(os.environ.get("INTEROP_CONFIG", "{}"))
+_retry_delay = float(_overrides.pop("retry_delay", 0.0))
+
+
+def _fixed_delay(retried: int, error: BaseException, task: pyasynq.Task) -> float:
+    return _retry_delay
 
 
 def _aggregate(group: str, tasks: list[pyasynq.Task]) -> pyasynq.Task:
@@ -95,7 +99,7 @@ _fast: dict[str, Any] = {
     "syncer_interval": 0.5,
     "janitor_interval": 0.5,
     "health_check_interval": 1,
-    "retry_delay_func": _no_delay,
+    "retry_delay_func": _fixed_delay,
     "group_aggregator": _aggregate if os.environ.get("INTEROP_AGGREGATE_TYPE") else None,
 }
-config = ServerConfig(**{**_fast, **json.loads(os.environ.get("INTEROP_CONFIG", "{}"))})
+config = ServerConfig(**{**_fast, **_overrides})
