@@ -115,7 +115,7 @@ class Proc:
         return self.popen.pid
 
     def events(self, event: str | None = None, **match: Any) -> list[dict[str, Any]]:
-        return [e for e in read_events(self.record) if (event is None or e["event"] == event)
+        return [e for e in read_events(self.record) if (event is None or e.get("event") == event)
                 and all(e.get(k) == v for k, v in match.items())]  # fmt: skip
 
     def wait_event(self, event: str, n: int = 1, timeout: float = 20, **match: Any) -> list[Any]:
