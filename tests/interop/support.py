@@ -9,8 +9,10 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -201,12 +203,13 @@ class Fleet:
 
     def py_worker(self, queues: Iterable[str] = ("default",), *, handle: dict[str, str] |
                   None = None, config: dict[str, Any] | None = None,
-                  aggregate_type: str = "", wait: bool = True) -> Proc:  # fmt: skip
+                  aggregate_type: str = "", wait: bool = True,
+                  url: str | None = None) -> Proc:  # fmt: skip
         record, log = self._files("py-worker")
         env = {"INTEROP_HANDLE": json.dumps(handle or {}), "INTEROP_RECORD": str(record),
                "INTEROP_CONFIG": json.dumps(config or {}),
                "INTEROP_AGGREGATE_TYPE": aggregate_type}  # fmt: skip
-        argv = [sys.executable, "-m", "pyasynq", "--redis-url", self.url, "worker",
+        argv = [sys.executable, "-m", "pyasynq", "--redis-url", url or self.url, "worker",
                 "py_app:handler", "--config", "py_app:config", "--log-level", "info"]  # fmt: skip
         for q in queues:
             argv += ["--queue", q]
@@ -224,9 +227,10 @@ class Fleet:
     def _start(self, name: str, argv: list[str], record: Path, log: Path, env: dict[str, str], *,
                stdout_is_record: bool = False) -> Proc:  # fmt: skip
         logf = log.open("wb")
+        pythonpath = os.pathsep.join(filter(None, (str(HERE), os.environ.get("PYTHONPATH"))))
         out = record.open("wb") if stdout_is_record else logf
         popen = subprocess.Popen(argv, cwd=HERE, stdout=out, stderr=logf,
-                                 env={**os.environ, "PYTHONPATH": str(HERE), **env})  # fmt: skip
+                                 env={**os.environ, "PYTHONPATH": pythonpath, **env})  # fmt: skip
         proc = Proc(name, popen, record, log)
         self.procs.append(proc)
         return proc
@@ -239,3 +243,89 @@ def fleet(bin_dir: Path, redis_url: str, tmp: Path) -> Iterator[Fleet]:
         yield f
     finally:
         f.close()
+
+
+class HoldingProxy:
+    """A TCP proxy to Redis that, once a client sends bytes containing ``trigger``, holds
+    everything its clients send (buffered, in order) until :meth:`release`. A worker
+    behind it is stalled mid-write: what it sent reaches Redis only when released, even
+    if the worker has given up on the connection meanwhile."""
+
+    def __init__(self, upstream_url: str, trigger: bytes) -> None:
+        from urllib.parse import urlsplit
+
+        u = urlsplit(upstream_url)
+        self.upstream = (u.hostname or "127.0.0.1", u.port or 6379)
+        self.trigger = trigger
+        self.held: list[tuple[socket.socket, bytes]] = []
+        self.holding = False
+        self.released = False
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = upstream_url.replace(f":{self.upstream[1]}", f":{self.port}", 1)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return int(self._listener.getsockname()[1])
+
+    def held_bytes(self) -> bytes:
+        with self._lock:
+            return b"".join(data for _, data in self.held)
+
+    def release(self) -> None:
+        with self._lock:
+            for up, data in self.held:
+                with contextlib.suppress(OSError):
+                    up.sendall(data)
+            self.held.clear()
+            self.released = True
+
+    def close(self) -> None:
+        self.release()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            up = socket.create_connection(self.upstream)
+            threading.Thread(target=self._to_redis, args=(client, up), daemon=True).start()
+            threading.Thread(target=self._to_client, args=(up, client), daemon=True).start()
+
+    def _to_redis(self, client: socket.socket, up: socket.socket) -> None:
+        while True:
+            try:
+                data = client.recv(65536)
+            except OSError:
+                data = b""
+            with self._lock:
+                if data and not self.holding and self.trigger in data:
+                    self.holding = True
+                if data and self.holding and not self.released:
+                    self.held.append((up, data))
+                    continue
+            if not data:
+                break
+            with contextlib.suppress(OSError):
+                up.sendall(data)
+        # The client is gone; what it sent is delivered (on release) before Redis sees EOF.
+        wait_for(lambda: self.released or not self.holding, "the proxy's release",
+                 timeout=600, every=0.1)  # fmt: skip
+        with contextlib.suppress(OSError):
+            up.shutdown(socket.SHUT_WR)
+
+    def _to_client(self, up: socket.socket, client: socket.socket) -> None:
+        while True:
+            try:
+                data = up.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            with contextlib.suppress(OSError):
+                client.sendall(data)
+        for s in (client, up):
+            s.close()

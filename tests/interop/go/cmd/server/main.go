@@ -21,10 +21,12 @@ import (
 )
 
 // behaviour is what a handler does for one task type, parsed from
-// "fail=N|always,sleep=DUR,result=TEXT,skipretry" ("ok" or "" does nothing and succeeds).
+// "fail=N|always,sleep=DUR,wait=FILE,result=TEXT,skipretry" ("ok" or "" does nothing and
+// succeeds); wait=FILE holds the task until FILE exists.
 type behaviour struct {
 	failTimes int // fail the first N attempts; -1: every attempt
 	sleep     time.Duration
+	waitFile  string // hold the task until this file exists
 	result    string // written with the ResultWriter; {payload} and {id} are replaced
 	skipRetry bool
 }
@@ -49,6 +51,8 @@ func parseBehaviour(spec string) behaviour {
 				common.Die("bad sleep=%q: %v", v, err)
 			}
 			b.sleep = d
+		case "wait":
+			b.waitFile = v
 		case "result":
 			b.result = v
 		case "skipretry":
@@ -187,6 +191,17 @@ func main() {
 		if b.sleep > 0 {
 			select {
 			case <-time.After(b.sleep):
+			case <-ctx.Done():
+				ev("canceled", "error", ctx.Err().Error())
+				return ctx.Err()
+			}
+		}
+		for b.waitFile != "" {
+			if _, err := os.Stat(b.waitFile); err == nil {
+				break
+			}
+			select {
+			case <-time.After(20 * time.Millisecond):
 			case <-ctx.Done():
 				ev("canceled", "error", ctx.Err().Error())
 				return ctx.Err()
