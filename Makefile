@@ -29,7 +29,7 @@ test: $(STAMP) browser
 # The cross-language suite alone: pyasynq against real Go asynq v0.26.0 programs (tests/interop,
 # docs/interop.md). `make test` runs it too; without Go it skips, under CI=true it fails.
 test-interop: $(STAMP)
-	$(BIN)/python -m pytest -q -m interop tests/interop
+	$(BIN)/python -m pytest -q -m interop tests/interop tests/test_bench_go.py
 
 # The functional suites again on a real Redis Cluster of three masters (tests/conftest.py).
 test-cluster: $(STAMP)

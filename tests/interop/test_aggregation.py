@@ -9,7 +9,7 @@ import pyasynq
 
 from .support import Fleet, Proc
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.single_node]
 
 
 def _batches(p: Proc) -> list[list[str]]:

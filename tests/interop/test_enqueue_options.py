@@ -15,7 +15,7 @@ from pyasynq.errors import DuplicateTaskError, TaskIDConflictError
 
 from .support import Fleet, wait_for
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.single_node]
 
 HEADERS = {"trace": "abc-123", "tenant": "t1"}
 

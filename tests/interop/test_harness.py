@@ -7,7 +7,7 @@ from _pytest.outcomes import Failed, Skipped
 
 from . import support
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.single_node]
 
 
 def test_without_go_skips_locally_and_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ import pyasynq
 
 from .support import Fleet, wait_for
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.single_node]
 
 N_OK, N_FAIL, MAX_RETRY = 1800, 200, 2
 

@@ -13,7 +13,7 @@ import pyasynq
 
 from .support import Fleet, wait_for
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.single_node]
 
 QUEUE_FIELDS = ("size", "groups", "pending", "active", "scheduled", "retry", "archived",
                 "completed", "aggregating", "processed", "failed", "processed_total",

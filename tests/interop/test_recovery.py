@@ -26,7 +26,7 @@ from pyasynq._rdb import keys, scripts
 
 from .support import Fleet, HoldingProxy, Proc, fleet, wait_for
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.single_node]
 
 N_CRASH = 3
 MIDWRITE = "midwrite-1"
