@@ -27,6 +27,11 @@ def _approx(a: float, b: float, tol: float = 1.0) -> bool:
 def test_python_options_read_and_honoured_by_go(go: Fleet, r: redis.Redis) -> None:
     q = "opts"
     deadline = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    # The Go server starts first, on a paused queue: it is up before the delayed tasks are
+    # due, and runs nothing before Go's Inspector has read the tasks as Python wrote them.
+    assert go.inspect("pause", q) == {"ok": True}
+    handle = {"opt:full": "result=got {payload}", "opt:fail": "fail=always", "opt:slow": "sleep=5s"}
+    srv = go.go_server(queues=[q], handle=handle)
     with pyasynq.Client(go.url) as c:
         full = c.enqueue(pyasynq.Task("opt:full", b'{"n":1}', headers=HEADERS), queue=q,
                          max_retry=7, timeout=30, deadline=deadline, retention=600,
@@ -66,11 +71,7 @@ def test_python_options_read_and_honoured_by_go(go: Fleet, r: redis.Redis) -> No
     assert clash["conflict"] is True, clash
 
     # Go's server honours them.
-    srv = go.go_server(f"-queue={q}=1", queues=(), handle={
-        "opt:full": "result=got {payload}", "opt:fail": "fail=always",
-        "opt:slow": "sleep=5s"})  # fmt: skip
-    # It started before the delayed tasks were due, so their start times are Go's doing.
-    assert srv.events("ready")[0]["t"] < later_at
+    assert go.inspect("unpause", q) == {"ok": True}
     done = srv.wait_event("done", 4)
     ran = {e["id"]: e for e in srv.events("done")}
     assert set(ran) >= {full.id, later.id, at.id, uniq.id}
