@@ -44,6 +44,7 @@ def test_python_options_read_and_honoured_by_go(go: Fleet, r: redis.Redis) -> No
                    for i in range(3)]  # fmt: skip
         retried = c.enqueue(pyasynq.Task("opt:fail", b"f"), queue=q, max_retry=1)
         short = c.enqueue(pyasynq.Task("opt:slow", b"s"), queue=q, timeout=1, max_retry=0)
+        dl_only = c.enqueue(pyasynq.Task("opt:dl", b"d"), queue=q, deadline=deadline)
 
     # Go's Inspector reads every option as written.
     t = go.inspect("task", q, full.id)
@@ -72,9 +73,10 @@ def test_python_options_read_and_honoured_by_go(go: Fleet, r: redis.Redis) -> No
 
     # Go's server honours them.
     assert go.inspect("unpause", q) == {"ok": True}
-    done = srv.wait_event("done", 4)
+    done = srv.wait_event("done", 5)
     ran = {e["id"]: e for e in srv.events("done")}
-    assert set(ran) >= {full.id, later.id, at.id, uniq.id}
+    assert set(ran) >= {full.id, later.id, at.id, uniq.id, dl_only.id}
+    assert ran[dl_only.id]["deadline"] == deadline.timestamp()  # no timeout: the deadline
     f = ran[full.id]
     assert (f["payload"], f["headers"], f["max_retry"], f["queue"]) == ('{"n":1}', HEADERS, 7, q)
     start = srv.events("start", id=full.id)[0]["t"]
@@ -144,6 +146,7 @@ def test_go_options_read_and_honoured_by_pyasynq(go: Fleet, r: redis.Redis) -> N
     grouped = produce("-type", "opt:grp", "-payload", "g{i}", "-group", "g1", "-count", "3")
     retried = produce("-type", "opt:fail", "-payload", "f", "-max-retry", "1")
     short = produce("-type", "opt:slow", "-payload", "s", "-timeout", "1s", "-max-retry", "0")
+    dl_only = produce("-type", "opt:dl", "-payload", "d", "-deadline", str(deadline))
     assert full["state"] == "pending" and later["state"] == "scheduled"
 
     with pyasynq.Inspector(go.url) as insp:
@@ -177,9 +180,10 @@ def test_go_options_read_and_honoured_by_pyasynq(go: Fleet, r: redis.Redis) -> N
 
     with pyasynq.Inspector(go.url) as insp:
         insp.unpause_queue(q)
-    w.wait_event("done", 4)
+    w.wait_event("done", 5)
     ran = {e["id"]: e for e in w.events("done")}
-    assert set(ran) >= {full["id"], later["id"], at["id"], uniq["id"]}
+    assert set(ran) >= {full["id"], later["id"], at["id"], uniq["id"], dl_only["id"]}
+    assert ran[dl_only["id"]]["deadline"] == deadline  # no timeout: the deadline
     f = ran[full["id"]]
     assert (f["payload"], f["headers"], f["max_retry"], f["queue"]) == ('{"n":2}', HEADERS, 7, q)
     start = w.events("start", id=full["id"])[0]["t"]
