@@ -25,6 +25,7 @@ def test_without_go_the_go_row_is_na_with_the_reason(
 
 
 @pytest.mark.interop
+@pytest.mark.timeout(600)  # a first build downloads and compiles asynq and its modules
 def test_the_go_benchmark_programs_build(tmp_path: Path) -> None:
     if _go.find_go() is None:
         if os.environ.get("CI") == "true":

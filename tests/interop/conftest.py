@@ -18,10 +18,29 @@ from pyasynq.cli import main
 
 from .support import Fleet, build_programs, fleet
 
+_built: dict[str, Any] = {}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the Go programs before the first test when any selected test needs them: a
+    first build (module download and compile, 1-3 minutes on a cold cache) must not count
+    against a test's timeout."""
+    if not any("go_bin" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    try:
+        _built["dir"] = build_programs()
+    except (pytest.skip.Exception, pytest.fail.Exception) as exc:
+        _built["outcome"] = exc
+
 
 @pytest.fixture(scope="session")
 def go_bin() -> Path:
-    return build_programs()
+    """The directory of the built Go programs (skips or fails as the build did)."""
+    if "outcome" in _built:
+        raise _built["outcome"]
+    if "dir" not in _built:
+        _built["dir"] = build_programs()
+    return Path(_built["dir"])
 
 
 @pytest.fixture
