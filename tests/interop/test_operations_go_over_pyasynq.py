@@ -142,6 +142,8 @@ def test_go_inspector_actions_on_pyasynq_tasks(go: Fleet) -> None:
         assert insp.get_queue_info(q).pending == 6
         assert go.inspect("delete-all", q, "pending") == {"n": 6}
         assert insp.get_queue_info(q).size == 0
+        assert go.inspect("delete-queue", q) == {"ok": True}
+        assert q not in insp.queues()
     finally:
         insp.close()
 

@@ -118,6 +118,15 @@ def test_pyasynq_actions_on_a_go_server(go: Fleet, cli: Cli) -> None:
     cli("task", "archiveall", "-q", q, "-s", "scheduled", as_json=False)
     info = go.inspect("queue", q)
     assert (info["scheduled"], info["archived"]) == (0, 4)
+    cli("task", "runall", "-q", q, "-s", "archived", as_json=False)  # the Go server runs them
+    srv.wait_event("done", 3, type="a:later")
+    wait_for(lambda: go.inspect("task", q, failed["id"])["state"] == "archived", "archived")
+    assert len(srv.events("fail", id=failed["id"])) == 3
+    one = go.go("producer", "-queue", q, "-type", "a:later", "-process-in", "1h")
+    cli("task", "archive", "-q", q, "-i", one["id"], as_json=False)
+    assert go.inspect("task", q, one["id"])["state"] == "archived"
+    cli("task", "delete", "-q", q, "-i", one["id"], as_json=False)
+    assert go.inspect("task", q, one["id"], ok=False)["not_found"] is True
     cli("task", "deleteall", "-q", q, "-s", "archived", as_json=False)
     assert go.inspect("queue", q)["size"] == 0
 
