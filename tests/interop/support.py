@@ -121,9 +121,17 @@ class Proc:
                 and all(e.get(k) == v for k, v in match.items())]  # fmt: skip
 
     def wait_event(self, event: str, n: int = 1, timeout: float = 20, **match: Any) -> list[Any]:
-        return wait_for(lambda: len(self.events(event, **match)) >= n and
-                        self.events(event, **match), f"{n} {event!r} event(s) {match or ''} "
-                        f"from {self.name}", timeout)  # fmt: skip
+        """Every event named ``event`` whose fields match, once there are ``n``; on a
+        timeout the error carries the end of the process' log."""
+        what = f"{n} {event!r} event(s) {match or ''} from {self.name} (pid {self.pid})"
+        try:
+            found = wait_for(lambda: len(self.events(event, **match)) >= n and
+                             self.events(event, **match), what, timeout)  # fmt: skip
+        except AssertionError as exc:
+            state = "running" if self.popen.poll() is None else f"exited {self.popen.returncode}"
+            tail = "\n".join(self.log_text().splitlines()[-15:])
+            raise AssertionError(f"{exc}; it is {state}; its log ends:\n{tail}") from None
+        return found
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
