@@ -62,7 +62,7 @@ def build_programs() -> Path:
     $PYASYNQ_INTEROP_CACHE, else ~/.cache/pyasynq-interop."""
     go = find_go()
     if go is None:
-        no_go("no Go toolchain (no `go` on PATH, $PYASYNQ_GO unset); install Go 1.24+")
+        no_go("no Go toolchain (no go in $PYASYNQ_GO, PATH, /usr/local/go/bin); install Go 1.24+")
     root = Path(os.environ.get("PYASYNQ_INTEROP_CACHE")
                 or Path.home() / ".cache" / "pyasynq-interop")  # fmt: skip
     out = root / _source_hash(go)
