@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: services browser install demo test test-cluster test-slow lint typecheck format sync proto check bench bench-quick bench-scale bench-limits clean
+.PHONY: services browser install demo test test-interop test-cluster test-slow lint typecheck format sync proto check bench bench-quick bench-scale bench-limits clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: $(STAMP)
 	@eval "$$(bash scripts/services.sh env)" && \
 		$(BIN)/python scripts/unasync.py --check && \
 		$(BIN)/python -m pytest -q
+
+# The cross-language suite alone: pyasynq against real Go asynq v0.26.0 programs (tests/interop,
+# docs/interop.md). `make test` runs it too; without Go it skips, under CI=true it fails.
+test-interop: $(STAMP) services
+	$(BIN)/python -m pytest -q tests/interop tests/test_bench_go.py
 
 # The functional suites again on a real Redis Cluster of three masters (tests/conftest.py).
 test-cluster: $(STAMP) services

@@ -49,7 +49,7 @@ VENVS = BENCH / ".venv-peers"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import _report  # noqa: E402
+from benchmarks import _go, _report  # noqa: E402
 from benchmarks._resp import Resp, command_calls  # noqa: E402
 from benchmarks.systems import SYSTEMS, SystemInfo  # noqa: E402
 
@@ -784,8 +784,9 @@ def parse_args(argv: list[str] | None) -> Settings:
     )
     p.add_argument(
         "--go-bin",
-        help="directory with the Go asynq bench binaries "
-        "`client` and `worker` (see benchmarks/go); without it Go asynq is skipped",
+        help="directory with prebuilt Go asynq bench binaries `client` and `worker`; by "
+        "default they are built from benchmarks/go with the Go on this machine (Go asynq "
+        "is reported n/a when there is none)",
     )
     p.add_argument(
         "--python",
@@ -872,10 +873,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
         log(f"private redis-server at {redis.url} (AOF on, appendfsync everysec); logs in {logs}")
         bench = Bench(s, redis, work, logs)
         redis_version = bench.r.info("server").get("redis_version", "?")
+        go_na = ""
+        if "asynq-go" in s.systems and not s.go_bin:
+            s.go_bin, go_na = _go.build(logs / "go-build.log")
+            log(f"Go asynq: {s.go_bin or go_na}")
         for name in s.systems:
             info = SYSTEMS[name]
             if name == "asynq-go" and not s.go_bin:
-                results[name] = {"na": "no --go-bin given (see benchmarks/go/README.md)"}
+                results[name] = {"na": go_na or "no Go asynq binaries"}
                 continue
             if info.venv not in pythons:
                 results[name] = {"na": venv_errors.get(info.venv, "venv missing")}
@@ -891,6 +896,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
                 results[name] = {"na": f"{type(exc).__name__}: {exc}"}
         profiles = bench.profiles
         machine = machine_info(redis_version, pythons)
+        if s.go_bin:
+            machine["versions"]["asynq-go"] = _go.version()
     finally:
         kill_all()
         if redis is not None:

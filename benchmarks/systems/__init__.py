@@ -44,12 +44,13 @@ SYSTEMS: dict[str, SystemInfo] = {
         SystemInfo(
             "asynq-go",
             "main",
-            "",
+            "asynq-go",
             "n/a: asynq has no batch enqueue API",
             "time.Sleep(1ms) in a goroutine",
             "Config.Concurrency = C goroutines",
-            "Go binaries from --go-bin (source in benchmarks/go); pre-fill and "
-            "latency enqueues use pyasynq's wire-compatible client",
+            "benchmarks/go built by the harness with the machine's Go (or --go-bin), asynq's "
+            "default Config (TaskCheckInterval 1 s: an idle server polls once a second); "
+            "pre-fill and latency enqueues use pyasynq's wire-compatible client",
         ),
         SystemInfo(
             "celery",
