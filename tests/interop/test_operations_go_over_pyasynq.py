@@ -74,7 +74,7 @@ def test_go_inspector_reads_pyasynq_state(go: Fleet) -> None:
         assert _ids(go.inspect("tasks", idle, "pending")) == {t.id for t in pend}
         got, py = go.inspect("task", q, arch[0].id), insp.get_task_info(q, arch[0].id)
         assert (got["state"], got["retried"], got["max_retry"]) == ("archived", 0, 0)
-        assert got["last_err"] == py.last_err == "interop: op:arch fails on attempt 1"
+        assert got["last_err"] == py.last_err == "RuntimeError: interop: op:arch fails on attempt 1"
         assert got["last_failed_at"] == py.last_failed_at.timestamp()
         got = go.inspect("task", q, retry.id)
         assert (got["state"], got["retried"]) == ("retry", 1)

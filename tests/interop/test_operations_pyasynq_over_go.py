@@ -131,7 +131,7 @@ def test_pyasynq_actions_on_a_go_server(go: Fleet, cli: Cli) -> None:
     assert go.inspect("queue", q)["size"] == 0
 
     # `pyasynq queue pause` is honoured by the Go server (strict: it looks there first).
-    cli("queue", "pause", paused, as_json=False)
+    cli("queue", "pause", "--allow-unknown", paused, as_json=False)  # before its first task
     held = go.go("producer", "-queue", paused, "-type", "a:held")
     probe = go.go("producer", "-queue", free, "-type", "a:probe")
     srv.wait_event("done", id=probe["id"])

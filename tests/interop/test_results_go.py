@@ -14,11 +14,12 @@ from urllib.parse import urlparse
 
 import pytest
 import redis
-from test_fencing_go import fencing_server, procs, wait_for  # noqa: F401 (fixtures)
 
 import pyasynq
 from pyasynq._rdb import keys
 from pyasynq._rdb.codec import decode_task
+
+from .test_fencing_go import fencing_server, procs, wait_for  # noqa: F401 (fixtures)
 
 QUEUE = "goresults"
 TASK_TYPE = "fence:work"
