@@ -105,7 +105,7 @@ def classify(
         done_once=done_once, lost=len(lost), duplicated=duplicated, causes=dict(causes),
         unexpected=len(unexplained) + len(strangers), stale_refused=stale_refused,
         recover_s=recover, lost_allowed=lost_allowed,
-        examples={"lost": lost[:5], "unexplained": unexplained[:5], "strangers": strangers[:5]},
+        examples={"lost": lost[:5], "all_lost": lost, "unexplained": unexplained[:5], "strangers": strangers[:5]},
     )  # fmt: skip
 
 

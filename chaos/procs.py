@@ -119,6 +119,21 @@ class Workers:
             self.procs[i] = p
             self.all_pids.append(p.pid)
 
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until every worker has announced itself in Redis (its server info), so that a
+        fault injected next hits running workers, not starting ones."""
+        import pyasynq
+
+        with pyasynq.Inspector(self.url) as insp:
+            want = {self.pid(i) for i in self.alive()}
+
+            def ready() -> bool:
+                return want <= {s.pid for s in insp.servers()}
+
+            if not wait_until(ready, timeout, 0.1):
+                raise RuntimeError(f"workers {sorted(want)} did not start in {timeout:.0f} s; "
+                                   f"see {self.run_dir}/worker-*.err")  # fmt: skip
+
     def pid(self, slot: int) -> int:
         p = self.procs[slot]
         assert p is not None

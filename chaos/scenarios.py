@@ -9,7 +9,7 @@ import random
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -24,13 +24,16 @@ from .proxy import Proxy
 LEASE = 2.0
 TIMINGS = {"CHAOS_LEASE": str(LEASE), "CHAOS_HEARTBEAT": "0.4", "CHAOS_RECOVERER": "0.5",
            "CHAOS_SHUTDOWN_TIMEOUT": "3"}  # fmt: skip
-STALE = ("outcome dropped", "lease expired before its outcome was written")
+# What a worker logs when it refuses (drops) the outcome of a task whose lease it lost.
+STALE = ("outcome dropped", "lease expired before its outcome was written",
+         "dropped a write whose lease ended")  # fmt: skip
 
 
 @dataclass
 class Ctx:
     run_dir: Path
     faults: FaultLog
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def make(cls, base: Path, name: str) -> Ctx:
@@ -78,7 +81,10 @@ def drain(
                     return
         time.sleep(0.1)
     producer.stop_flag = True
-    raise TimeoutError(f"{ctx.run_dir.name}: not drained in {timeout:.0f}s")
+    ctx.notes.append(
+        f"NOT DRAINED within {timeout:.0f} s (producer at {producer.progress}/{producer.n}): "
+        "what had not finished is counted as lost"
+    )
 
 
 def finish(ctx: Ctx, name: str, producers: Producer | list[Producer], workers: Workers, *,
@@ -86,13 +92,14 @@ def finish(ctx: Ctx, name: str, producers: Producer | list[Producer], workers: W
     prods = producers if isinstance(producers, list) else [producers]
     for p in prods:
         p.stop_flag = True
-        p.join(10)
+        if p.is_alive():
+            p.join(10)
     workers.stop()
     stale = sum(workers.log_lines(*STALE).values())
     attempted = {f"{p.prefix}{i}" for p in prods for i in range(p.progress)}
     res = classify(name, attempted, read_acks(ctx.run_dir), read_runs(ctx.run_dir),
                    ctx.faults.faults, LEASE, stale, lost_allowed)  # fmt: skip
-    res.notes.extend(notes or [])
+    res.notes.extend(ctx.notes + (notes or []))
     errors: dict[str, int] = {}
     for p in prods:
         for k, v in p.errors.items():
@@ -128,6 +135,7 @@ def worker_kill(base: Path, n: int) -> Result:
         prod.start()
         w = Workers(ctx.run_dir, red.url, 3, {**TIMINGS, "CHAOS_CONCURRENCY": "30"})
         w.start()
+        w.wait_ready()
         rng = random.Random(19)
 
         def kill(_: int) -> None:
@@ -153,6 +161,7 @@ def worker_stall(base: Path, n: int, stalls: int) -> Result:
         prod = Producer(red.url, ctx.run_dir, n, prefix="s", payload=lambda i: b"150")
         w = Workers(ctx.run_dir, red.url, 2, {**TIMINGS, "CHAOS_CONCURRENCY": "20"})
         w.start()
+        w.wait_ready()
         prod.start()
 
         def stall(k: int) -> None:
@@ -179,6 +188,7 @@ def long_handler(base: Path, n: int, leases: float) -> Result:
         ms = str(int(LEASE * leases * 1000)).encode()
         w = Workers(ctx.run_dir, red.url, 2, {**TIMINGS, "CHAOS_CONCURRENCY": "4"})
         w.start()
+        w.wait_ready()
         # CPU-bound sync handlers (they hold the GIL) and async sleeps.
         cpu = Producer(red.url, ctx.run_dir, n, prefix="c", payload=lambda i: ms,
                        task_type="chaos:cpu")  # fmt: skip
@@ -194,3 +204,263 @@ def long_handler(base: Path, n: int, leases: float) -> Result:
         return res
     finally:
         red.stop()
+
+
+def _redis_down(ctx: Ctx, red: Redis, kind: str, down: float) -> None:
+    at = time.time()
+    red.kill()
+    time.sleep(down)
+    red.restart()
+    ctx.faults.add(Fault(kind, at, time.time()))
+
+
+# d. Redis SIGKILLed and started again on its AOF, with appendfsync always or everysec.
+def redis_kill(base: Path, n: int, kills: int, fsync: str) -> Result:
+    ctx = Ctx.make(base, f"redis-sigkill-aof-{fsync}")
+    red = Redis(ctx.run_dir, "--appendonly", "yes", "--appendfsync", fsync)
+    try:
+        rate = 1500.0
+        prod = Producer(red.url, ctx.run_dir, n, prefix="d", batch=50, rate=rate)
+        w = Workers(ctx.run_dir, red.url, 2, TIMINGS)
+        w.start()
+        w.wait_ready()
+        prod.start()
+        period = n / rate / (kills + 1)
+        kill = Every(period, kills, lambda k: _redis_down(ctx, red, "Redis SIGKILL", 0.3))
+        drain(ctx, prod, 120 + n / 100, kill, empty=lambda: remaining(red.client()) == 0)
+        res = finish(ctx, f"Redis SIGKILL, AOF fsync {fsync}", prod, w,
+                     lost_allowed=fsync != "always")  # fmt: skip
+        if res.lost:
+            acks = read_acks(ctx.run_dir)
+            lost = [acks[t] for t in acks if t in set(res.examples["all_lost"])]
+            windows = []
+            for f in ctx.faults.faults:
+                mine = [f.at - a for a in lost if a <= f.at + 0.01 and a > f.at - 5]
+                if mine:
+                    windows.append(max(mine))
+            res.notes.append(
+                "lost acknowledged enqueues were all acknowledged at most "
+                f"{max(windows, default=0) * 1000:.0f} ms before a kill (the fsync window)"
+            )
+        return res
+    finally:
+        red.stop()
+
+
+# e. Redis restarted without persistence: everything it held is gone. The worker warned
+#    at its start; the count of lost tasks is what Redis held at the restart.
+def redis_restart_no_persistence(base: Path, n: int) -> Result:
+    ctx = Ctx.make(base, "redis-restart-no-persistence")
+    red = Redis(ctx.run_dir)
+    try:
+        prod = Producer(red.url, ctx.run_dir, n, prefix="e", batch=50, rate=1500.0)
+        w = Workers(ctx.run_dir, red.url, 2, TIMINGS)
+        w.start()
+        w.wait_ready()
+        prod.start()
+        held: list[int] = []
+
+        def restart(_: int) -> None:
+            held.append(remaining(red.client()))
+            _redis_down(ctx, red, "Redis restart, no persistence", 0.3)
+
+        drain(ctx, prod, 120 + n / 100, Every(n / 1500 / 2, 1, restart),
+              empty=lambda: remaining(red.client()) == 0)  # fmt: skip
+        warned = sum(w.log_lines("no persistence").values())
+        res = finish(ctx, "Redis restart without persistence", prod, w, lost_allowed=True)
+        res.notes.append(
+            f"Redis held {held[0] if held else '?'} unfinished tasks at the restart; "
+            f"{res.lost} acknowledged tasks lost; the workers warned at start ({warned} "
+            "warning lines: 'Redis has no persistence')"
+        )
+        return res
+    finally:
+        red.stop()
+
+
+# f. Redis frozen (SIGSTOP) for longer than the lease, then continued.
+def redis_freeze(base: Path, n: int, freezes: int) -> Result:
+    ctx = Ctx.make(base, "redis-sigstop")
+    red = Redis(ctx.run_dir)
+    try:
+        prod = Producer(red.url, ctx.run_dir, n, prefix="f", batch=50, rate=1000.0,
+                        payload=lambda i: b"50")  # fmt: skip
+        w = Workers(ctx.run_dir, red.url, 2, TIMINGS)
+        w.start()
+        w.wait_ready()
+        prod.start()
+
+        def freeze(_: int) -> None:
+            at = time.time()
+            red.signal(signal.SIGSTOP)
+            time.sleep(LEASE * 2)
+            red.signal(signal.SIGCONT)
+            ctx.faults.add(Fault("Redis SIGSTOP 2 leases", at, time.time()))
+
+        period = n / 1000 / (freezes + 1)
+        drain(ctx, prod, 120 + n / 100, Every(period, freezes, freeze))
+        return finish(ctx, "Redis frozen 2 leases", prod, w)
+    finally:
+        red.stop()
+
+
+# g. Graceful shutdown (SIGTERM) of a worker in the middle of its batches, started again.
+def graceful_shutdown(base: Path, n: int, stops: int) -> Result:
+    ctx = Ctx.make(base, "worker-sigterm")
+    red = Redis(ctx.run_dir)
+    try:
+        prod = Producer(red.url, ctx.run_dir, n, prefix="g", payload=lambda i: str(i % 200).encode())
+        w = Workers(ctx.run_dir, red.url, 2, {**TIMINGS, "CHAOS_CONCURRENCY": "40"})
+        w.start()
+        w.wait_ready()
+        prod.start()
+
+        def term(k: int) -> None:
+            slot = k % 2
+            at = time.time()
+            pid = w.signal(slot, signal.SIGTERM)
+            w.wait(slot, 30)
+            ctx.faults.add(Fault("worker SIGTERM", at, time.time(), (pid,)))
+            w.start(slot)
+
+        drain(ctx, prod, 120 + n / 50, Every(2.0, stops, term))
+        res = finish(ctx, "graceful shutdown mid-batch", prod, w)
+        res.notes.append("handlers of 0-200 ms, shutdown_timeout 3 s: every running task "
+                         "finishes, the unstarted ones go back to the queue; a duplicate "
+                         "here would mean a task was handed back while it ran")
+        res.unexpected += res.duplicated
+        return res
+    finally:
+        red.stop()
+
+
+# h. maxmemory with noeviction: Redis fills up (enqueues refused), workers start and drain,
+#    enqueues go on.
+def maxmemory(base: Path, n: int) -> Result:
+    ctx = Ctx.make(base, "maxmemory-noeviction")
+    red = Redis(ctx.run_dir, "--maxmemory", "8mb", "--maxmemory-policy", "noeviction")
+    try:
+        blob = b"0" * 1000  # 1 kB, parsed by the handler as 0 ms
+        prod = Producer(red.url, ctx.run_dir, n, prefix="h", batch=200, payload=lambda i: blob)
+        w = Workers(ctx.run_dir, red.url, 2, TIMINGS)
+        prod.start()
+        full_for = 0.0
+        started: list[float] = []
+
+        def start_workers() -> None:
+            if not started and prod.first_error_at is not None and (
+                time.time() - prod.first_error_at > 2
+            ):
+                started.append(time.time())
+                w.start()
+
+        def inject() -> None:
+            start_workers()
+
+        deadline = time.monotonic() + 60
+        while prod.is_alive() and not started and time.monotonic() < deadline:
+            inject()
+            time.sleep(0.1)
+        if not started:
+            w.start()
+            started.append(time.time())
+        if prod.first_error_at is not None:
+            ctx.faults.add(Fault("maxmemory reached", prod.first_error_at, started[0]))
+            full_for = started[0] - prod.first_error_at
+        drain(ctx, prod, 120 + n / 100)
+        return finish(ctx, "maxmemory noeviction reached", prod, w, notes=[
+            f"maxmemory 8 MB, 1 kB payloads; enqueues refused for {full_for:.1f} s until "
+            "workers started and drained"])  # fmt: skip
+    finally:
+        red.stop()
+
+
+# l. A network partition between the workers and Redis (a loopback proxy of our own drops
+#    every byte for 2.5 leases, then resets the connections).
+def partition(base: Path, n: int, cuts: int) -> Result:
+    ctx = Ctx.make(base, "partition")
+    red = Redis(ctx.run_dir)
+    proxy = Proxy(red.port)
+    proxy.start()
+    try:
+        prod = Producer(red.url, ctx.run_dir, n, prefix="p", batch=50, rate=800.0,
+                        payload=lambda i: b"50")  # fmt: skip
+        w = Workers(ctx.run_dir, f"redis://127.0.0.1:{proxy.port}/0", 2, TIMINGS)
+        w.start()
+        w.wait_ready()
+        prod.start()
+
+        def cut(_: int) -> None:
+            at = time.time()
+            proxy.blackhole()
+            time.sleep(LEASE * 2.5)
+            proxy.heal(reset=True)
+            ctx.faults.add(Fault("partition workers|Redis 2.5 leases", at, time.time()))
+
+        period = n / 800 / (cuts + 1)
+        drain(ctx, prod, 120 + n / 100, Every(period, cuts, cut))
+        return finish(ctx, "partition workers|Redis", prod, w)
+    finally:
+        proxy.stop()
+        red.stop()
+
+
+# j. Sentinel or Cluster failover under load, durable enqueues (wait_replicas): the master
+#    holding the queue is SIGKILLed, a replica takes over, the old master comes back as a
+#    replica. Target: 0 acknowledged tasks lost.
+def failover(base: Path, kind: str, n: int, kills: int) -> Result:
+    from topology import ClusterTopology, SentinelTopology
+
+    ctx = Ctx.make(base, f"{kind}-failover")
+    topo: SentinelTopology | ClusterTopology
+    if kind == "sentinel":
+        topo = SentinelTopology(replicas=2, sentinels=3, dir=ctx.run_dir / "topo")
+        replicas = 1
+    else:
+        topo = ClusterTopology(masters=3, replicas=1, dir=ctx.run_dir / "topo")
+        replicas = 1
+    (ctx.run_dir / "topo").mkdir(exist_ok=True)
+    key = keys.pending_key("default")
+
+    def master() -> object:
+        return topo.current_master() if isinstance(topo, SentinelTopology) else topo.master_for_key(key)
+
+    with topo:
+        prod = Producer(topo.url(), ctx.run_dir, n, prefix="x", durable_replicas=replicas)
+        w = Workers(ctx.run_dir, topo.url(), 2, TIMINGS)
+        w.start()
+        w.wait_ready()
+        prod.start()
+        for k in range(kills):
+            target = n * (k + 1) // (kills + 1)
+            while prod.progress < target and prod.is_alive():
+                time.sleep(0.05)
+            at = time.time()
+            node = master()
+            node.kill()  # type: ignore[attr-defined]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if master() is not node:
+                        break
+                except Exception:  # noqa: BLE001 - topology in flux: ask again
+                    pass
+                time.sleep(0.1)
+            promoted = time.time()
+            node.restart()  # type: ignore[attr-defined]
+            if isinstance(topo, SentinelTopology):
+                topo.wait_synced(60)
+            else:
+                topo.wait_healthy(60)
+                deadline = time.monotonic() + 60
+                while not topo._synced() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            # The fault lasts until a replica took over; the old master rejoins after.
+            ctx.faults.add(Fault(f"{kind} failover", at, promoted,
+                                 note=f"rejoined after {time.time() - at:.2f} s"))  # fmt: skip
+        drain(ctx, prod, 120 + n / 50)
+        promoted_in = [f.until - f.at for f in ctx.faults.faults]
+        return finish(ctx, f"{kind.capitalize()} failover, durable enqueue", prod, w, notes=[
+            f"wait_replicas={replicas}; master SIGKILLed {kills} times; a replica was "
+            f"promoted after {min(promoted_in, default=0):.1f}-{max(promoted_in, default=0):.1f} s"
+        ])  # fmt: skip
