@@ -23,7 +23,9 @@ def _record(kind: str, tid: str) -> None:
     if _fd is None:
         path = os.path.join(os.environ["CHAOS_RUN_DIR"], f"events-{os.getpid()}.log")
         _fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.write(_fd, f"{kind} {tid} {time.time():.4f}\n".encode())
+    # The true time, for a worker run under libfaketime (the harness says its offset).
+    now = time.time() - float(os.environ.get("CHAOS_CLOCK_OFFSET", "0"))
+    os.write(_fd, f"{kind} {tid} {now:.4f}\n".encode())
 
 
 def _ms(task: pyasynq.Task) -> float:

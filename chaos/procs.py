@@ -119,15 +119,20 @@ class Workers:
             self.procs[i] = p
             self.all_pids.append(p.pid)
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 60, raw: redis.Redis | None = None) -> None:
         """Until every worker has announced itself in Redis (its server info), so that a
-        fault injected next hits running workers, not starting ones."""
+        fault injected next hits running workers, not starting ones. With ``raw`` (a
+        standalone Redis) the records are read as they are, expired or not: a worker whose
+        clock is behind writes records that look expired."""
         import pyasynq
 
         with pyasynq.Inspector(self.url) as insp:
             want = {self.pid(i) for i in self.alive()}
 
             def ready() -> bool:
+                if raw is not None:
+                    members = [m.decode() for m in raw.zrange("asynq:servers", 0, -1)]
+                    return want <= {int(m.split(":")[-2]) for m in members}
                 return want <= {s.pid for s in insp.servers()}
 
             if not wait_until(ready, timeout, 0.1):

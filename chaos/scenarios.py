@@ -253,7 +253,9 @@ def redis_restart_no_persistence(base: Path, n: int) -> Result:
     ctx = Ctx.make(base, "redis-restart-no-persistence")
     red = Redis(ctx.run_dir)
     try:
-        prod = Producer(red.url, ctx.run_dir, n, prefix="e", batch=50, rate=1500.0)
+        # Handlers of 50 ms: the workers take 800 tasks/s, so a backlog builds up in Redis.
+        prod = Producer(red.url, ctx.run_dir, n, prefix="e", batch=50, rate=1500.0,
+                        payload=lambda i: b"50")  # fmt: skip
         w = Workers(ctx.run_dir, red.url, 2, TIMINGS)
         w.start()
         w.wait_ready()
@@ -269,7 +271,8 @@ def redis_restart_no_persistence(base: Path, n: int) -> Result:
         warned = sum(w.log_lines("no persistence").values())
         res = finish(ctx, "Redis restart without persistence", prod, w, lost_allowed=True)
         res.notes.append(
-            f"Redis held {held[0] if held else '?'} unfinished tasks at the restart; "
+            f"Redis held {held[0] if held else '?'} unfinished tasks at the restart (the "
+            "ones running then finished: their handlers ran, only the record was lost); "
             f"{res.lost} acknowledged tasks lost; the workers warned at start ({warned} "
             "warning lines: 'Redis has no persistence')"
         )
@@ -464,3 +467,129 @@ def failover(base: Path, kind: str, n: int, kills: int) -> Result:
             f"wait_replicas={replicas}; master SIGKILLed {kills} times; a replica was "
             f"promoted after {min(promoted_in, default=0):.1f}-{max(promoted_in, default=0):.1f} s"
         ])  # fmt: skip
+
+
+# i. Scheduler replicas, one SIGKILLed every 2 s and started again: each tick of an
+#    ``@every 1s`` entry must be enqueued (and run) exactly once.
+def scheduler_replicas(base: Path, seconds: float) -> Result:
+    import subprocess
+    import sys
+
+    from pyasynq._scheduler.entries import tick_task_id
+
+    from .periodic import CONFIG
+    from .procs import REPO
+
+    ctx = Ctx.make(base, "scheduler-replicas")
+    red = Redis(ctx.run_dir)
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn() -> subprocess.Popen[bytes]:
+        with (ctx.run_dir / f"scheduler-{time.time_ns()}.log").open("wb") as log:
+            p = subprocess.Popen(
+                [sys.executable, "-m", "pyasynq", "--redis-url", red.url, "scheduler",
+                 "chaos.periodic:configs", "--heartbeat-interval", "0.5"],
+                cwd=REPO, env={**w.env}, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        procs.append(p)
+        return p
+
+    w = Workers(ctx.run_dir, red.url, 1, TIMINGS)
+    try:
+        w.start()
+        w.wait_ready()
+        for _ in range(3):
+            spawn()
+        r = red.client()
+        if not _poll(lambda: r.zcard(keys.ALL_SCHEDULERS) >= 3, 30):
+            raise RuntimeError("scheduler replicas did not start")
+        started = time.time()
+        rng = random.Random(19)
+        while time.time() < started + seconds:
+            time.sleep(2.0)
+            victim = rng.choice([p for p in procs if p.poll() is None])
+            at = time.time()
+            victim.kill()
+            victim.wait(10)
+            ctx.faults.add(Fault("scheduler SIGKILL", at, at))
+            spawn()
+        first, last = int(started) + 1, int(time.time()) - 2
+        identity = CONFIG.identity()
+        expected = {tick_task_id(identity, t) for t in range(first, last + 1)}
+        around = {tick_task_id(identity, t) for t in range(first - 60, last + 60)}
+        _poll(lambda: expected <= FinishTail(ctx.run_dir).poll(), 30)
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        w.stop()
+        runs = read_runs(ctx.run_dir)
+        # Runs of ticks outside [first, last] (before the count started, after it ended)
+        # are neither expected nor strangers.
+        for tid in list(runs.starts) + list(runs.finishes):
+            if tid in around and tid not in expected:
+                runs.starts.pop(tid, None)
+                runs.finishes.pop(tid, None)
+        res = classify("scheduler replicas SIGKILLed", expected, dict.fromkeys(expected, 0.0),
+                       runs, ctx.faults.faults, LEASE)  # fmt: skip
+        res.unexpected += res.duplicated  # a tick run twice means it was enqueued twice
+        res.notes.append(f"3 replicas of an @every 1s entry, one SIGKILLed every 2 s; "
+                         f"{len(expected)} ticks counted, each must run once (lost = a missed tick)")
+        return res
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        w.stop()
+        red.stop()
+
+
+def _poll(cond: Callable[[], bool], timeout: float) -> bool:
+    from .procs import wait_until
+
+    return wait_until(cond, timeout, 0.1)
+
+
+# k. Worker clock skew: one worker 300 s ahead, one 300 s behind, one on time
+#    (libfaketime, workers only; Redis and the producer keep the true time).
+def clock_skew(base: Path, n: int) -> Result | None:
+    import shutil
+
+    if shutil.which("faketime") is None:
+        return None
+    ctx = Ctx.make(base, "clock-skew")
+    red = Redis(ctx.run_dir)
+    try:
+        # libfaketime preloaded through env(1), which execs: the worker keeps its pid (the
+        # faketime wrapper would fork it into a child the harness cannot signal).
+        lib = next(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"), None)
+        if lib is None:
+            return None
+
+        def skew(offset: int) -> list[str]:
+            return ["env", f"LD_PRELOAD={lib}", f"FAKETIME={offset:+d}s",
+                    "FAKETIME_DONT_FAKE_MONOTONIC=1", f"CHAOS_CLOCK_OFFSET={offset}"]  # fmt: skip
+
+        w = Workers(ctx.run_dir, red.url, 3, TIMINGS, prefix=[skew(300), skew(-300), []])
+        w.start()
+        w.wait_ready(raw=red.client())
+        pids = tuple(w.pid(i) for i in range(2))
+        at = time.time()
+        prod = Producer(red.url, ctx.run_dir, n, prefix="w", batch=100, rate=1000.0,
+                        payload=lambda i: str(i % 100).encode())  # fmt: skip
+        prod.start()
+        drain(ctx, prod, 120 + n / 50)
+        # Every worker's view is affected (the on-time one's leases look expired to the one
+        # ahead), so the fault covers the run for all of them.
+        ctx.faults.add(Fault("worker clock skew ±300 s", at, time.time(),
+                             note=f"skewed worker pids {pids}"))  # fmt: skip
+        return finish(ctx, "worker clock skew ±300 s", prod, w, notes=[
+            "workers at +300 s, -300 s and on time; a lease is written and checked with the "
+            "worker's own clock, so a skew larger than the lease makes leases look expired "
+            "to the other workers"])  # fmt: skip
+    finally:
+        red.stop()
