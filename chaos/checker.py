@@ -45,7 +45,9 @@ class Result:
         return {**self.__dict__, "ok": self.ok}
 
 
-def _cause(pid: int, start: float, end: float | None, faults: list[Fault], slack: float) -> int | None:
+def _cause(
+    pid: int, start: float, end: float | None, faults: list[Fault], slack: float
+) -> int | None:
     """The fault (its index) that explains a run that was not the last of its task."""
     for i, f in enumerate(faults):
         if f.pids and pid not in f.pids:
@@ -67,6 +69,7 @@ def classify(
     acked: dict[str, float],
     runs: Runs,
     faults: list[Fault],
+    *,
     lease: float,
     stale_refused: int = 0,
     lost_allowed: bool = False,
@@ -105,7 +108,8 @@ def classify(
         done_once=done_once, lost=len(lost), duplicated=duplicated, causes=dict(causes),
         unexpected=len(unexplained) + len(strangers), stale_refused=stale_refused,
         recover_s=recover, lost_allowed=lost_allowed,
-        examples={"lost": lost[:5], "all_lost": lost, "unexplained": unexplained[:5], "strangers": strangers[:5]},
+        examples={"lost": lost[:5], "all_lost": lost, "unexplained": unexplained[:5],
+                  "strangers": strangers[:5]},
     )  # fmt: skip
 
 

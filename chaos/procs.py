@@ -20,7 +20,7 @@ import redis
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # tests/topology.py: real servers on free ports
 
-from topology import Node, _Spec, _start_all  # noqa: E402
+from topology import Node, _Spec, _start_all  # type: ignore[import-not-found]  # noqa: E402
 
 from pyasynq.embedded import find_server_binary  # noqa: E402
 
@@ -62,11 +62,13 @@ class Redis:
             return ["--bind", "127.0.0.1", "--port", str(port), "--dir", str(d),
                     "--save", "", "--appendonly", "no", *args]  # fmt: skip
 
-        self.node: Node = _start_all(find_server_binary(), [_Spec(argv, d / "log", "master", "redis")])[0]
+        self.node: Node = _start_all(
+            find_server_binary(), [_Spec(argv, d / "log", "master", "redis")]
+        )[0]
 
     @property
     def port(self) -> int:
-        return self.node.port
+        return int(self.node.port)
 
     @property
     def url(self) -> str:
@@ -131,8 +133,8 @@ class Workers:
 
             def ready() -> bool:
                 if raw is not None:
-                    members = [m.decode() for m in raw.zrange("asynq:servers", 0, -1)]
-                    return want <= {int(m.split(":")[-2]) for m in members}
+                    members: list[bytes] = raw.zrange("asynq:servers", 0, -1)  # type: ignore[assignment]
+                    return want <= {int(m.split(b":")[-2]) for m in members}
                 return want <= {s.pid for s in insp.servers()}
 
             if not wait_until(ready, timeout, 0.1):

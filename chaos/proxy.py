@@ -92,7 +92,9 @@ class Proxy(threading.Thread):
             for s in list(self.pairs):
                 if reset:
                     with suppress(OSError):
-                        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                        s.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                        )
                         s.close()
                     self.pairs.pop(s, None)
                 else:

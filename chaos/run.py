@@ -37,9 +37,10 @@ SHORT: Tier = {
     "cluster-failover": lambda b: s.failover(b, "cluster", 3_000, 3),
     "scheduler-replicas": lambda b: s.scheduler_replicas(b, 10),
     "clock-skew": lambda b: s.clock_skew(b, 3_000),
+    "cluster-reshard": lambda b: s.reshard(b, 4_000, 2),
 }
 FULL: Tier = {
-    "worker-sigkill": lambda b: s.worker_kill(b, 200_000),
+    "worker-sigkill": lambda b: s.worker_kill(b, 500_000),
     "worker-sigstop": lambda b: s.worker_stall(b, 10_000, 8),
     "long-handler": lambda b: s.long_handler(b, 6, 5),
     "redis-sigkill-always": lambda b: s.redis_kill(b, 30_000, 10, "always"),
@@ -53,6 +54,7 @@ FULL: Tier = {
     "cluster-failover": lambda b: s.failover(b, "cluster", 20_000, 20),
     "scheduler-replicas": lambda b: s.scheduler_replicas(b, 60),
     "clock-skew": lambda b: s.clock_skew(b, 15_000),
+    "cluster-reshard": lambda b: s.reshard(b, 20_000, 10),
 }
 
 
@@ -60,7 +62,9 @@ def _dups(r: Result) -> str:
     if not r.duplicated:
         return "0"
     # Causes count extra runs: a task that ran three times had two.
-    return f"{r.duplicated} (extra runs: " + "; ".join(f"{k} {v}" for k, v in r.causes.items()) + ")"
+    return (
+        f"{r.duplicated} (extra runs: " + "; ".join(f"{k} {v}" for k, v in r.causes.items()) + ")"
+    )
 
 
 def _lost(r: Result) -> str:
@@ -78,6 +82,18 @@ def table(results: list[Result]) -> str:
             f"| {r.unexpected} | {r.stale_refused} | {rec} | {'ok' if r.ok else 'FAIL'} |"
         )
     return "\n".join(rows)
+
+
+def _write_json(
+    path: Path, tier: str, total: float, results: list[Result], failed: list[str]
+) -> None:
+    dicts = []
+    for r in results:
+        d = r.as_dict()
+        d["examples"].pop("all_lost", None)
+        dicts.append(d)
+    doc = {"tier": tier, "minutes": total / 60, "results": dicts, "errors": failed}
+    path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,15 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (f"Tier `{args.tier}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
               f"{platform.node() and 'this machine'}: {total / 60:.1f} min.")  # fmt: skip
     (out / f"{args.tier}.md").write_text(f"{header}\n\n{md}\n\n{notes}\n")
-    dicts = []
-    for r in results:
-        d = r.as_dict()
-        d["examples"].pop("all_lost", None)
-        dicts.append(d)
-    (out / f"{args.tier}.json").write_text(
-        json.dumps({"tier": args.tier, "minutes": total / 60, "results": dicts,
-                    "errors": failed}, indent=2) + "\n"  # fmt: skip
-    )
+    _write_json(out / f"{args.tier}.json", args.tier, total, results, failed)
     print("\n" + md + "\n\n" + notes)
     print(f"\n{len(results)} scenarios in {total / 60:.1f} min; table in {out}/{args.tier}.md")
     if not args.keep:

@@ -5,6 +5,7 @@ outcome), and hands the records to the checker. Sizes come from the tier (chaos/
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 import time
@@ -97,15 +98,19 @@ def finish(ctx: Ctx, name: str, producers: Producer | list[Producer], workers: W
     workers.stop()
     stale = sum(workers.log_lines(*STALE).values())
     attempted = {f"{p.prefix}{i}" for p in prods for i in range(p.progress)}
-    res = classify(name, attempted, read_acks(ctx.run_dir), read_runs(ctx.run_dir),
-                   ctx.faults.faults, LEASE, stale, lost_allowed)  # fmt: skip
+    res = classify(
+        name, attempted, read_acks(ctx.run_dir), read_runs(ctx.run_dir), ctx.faults.faults,
+        lease=LEASE, stale_refused=stale, lost_allowed=lost_allowed,
+    )  # fmt: skip
     res.notes.extend(ctx.notes + (notes or []))
     errors: dict[str, int] = {}
     for p in prods:
         for k, v in p.errors.items():
             errors[k] = errors.get(k, 0) + v
     if errors:
-        res.notes.append("enqueue errors, retried: " + ", ".join(f"{k} x{v}" for k, v in errors.items()))
+        res.notes.append(
+            "enqueue errors, retried: " + ", ".join(f"{k} x{v}" for k, v in errors.items())
+        )
     return res
 
 
@@ -312,7 +317,9 @@ def graceful_shutdown(base: Path, n: int, stops: int) -> Result:
     ctx = Ctx.make(base, "worker-sigterm")
     red = Redis(ctx.run_dir)
     try:
-        prod = Producer(red.url, ctx.run_dir, n, prefix="g", payload=lambda i: str(i % 200).encode())
+        prod = Producer(
+            red.url, ctx.run_dir, n, prefix="g", payload=lambda i: str(i % 200).encode()
+        )
         w = Workers(ctx.run_dir, red.url, 2, {**TIMINGS, "CHAOS_CONCURRENCY": "40"})
         w.start()
         w.wait_ready()
@@ -328,9 +335,11 @@ def graceful_shutdown(base: Path, n: int, stops: int) -> Result:
 
         drain(ctx, prod, 120 + n / 50, Every(2.0, stops, term))
         res = finish(ctx, "graceful shutdown mid-batch", prod, w)
-        res.notes.append("handlers of 0-200 ms, shutdown_timeout 3 s: every running task "
-                         "finishes, the unstarted ones go back to the queue; a duplicate "
-                         "here would mean a task was handed back while it ran")
+        res.notes.append(
+            "handlers of 0-200 ms, shutdown_timeout 3 s: every running task "
+            "finishes, the unstarted ones go back to the queue; a duplicate "
+            "here would mean a task was handed back while it ran"
+        )
         res.unexpected += res.duplicated
         return res
     finally:
@@ -351,8 +360,10 @@ def maxmemory(base: Path, n: int) -> Result:
         started: list[float] = []
 
         def start_workers() -> None:
-            if not started and prod.first_error_at is not None and (
-                time.time() - prod.first_error_at > 2
+            if (
+                not started
+                and prod.first_error_at is not None
+                and (time.time() - prod.first_error_at > 2)
             ):
                 started.append(time.time())
                 w.start()
@@ -412,7 +423,7 @@ def partition(base: Path, n: int, cuts: int) -> Result:
 #    holding the queue is SIGKILLed, a replica takes over, the old master comes back as a
 #    replica. Target: 0 acknowledged tasks lost.
 def failover(base: Path, kind: str, n: int, kills: int) -> Result:
-    from topology import ClusterTopology, SentinelTopology
+    from topology import ClusterTopology, SentinelTopology  # type: ignore[import-not-found]
 
     ctx = Ctx.make(base, f"{kind}-failover")
     topo: SentinelTopology | ClusterTopology
@@ -426,7 +437,11 @@ def failover(base: Path, kind: str, n: int, kills: int) -> Result:
     key = keys.pending_key("default")
 
     def master() -> object:
-        return topo.current_master() if isinstance(topo, SentinelTopology) else topo.master_for_key(key)
+        return (
+            topo.current_master()
+            if isinstance(topo, SentinelTopology)
+            else topo.master_for_key(key)
+        )
 
     with topo:
         prod = Producer(topo.url(), ctx.run_dir, n, prefix="x", durable_replicas=replicas)
@@ -446,7 +461,7 @@ def failover(base: Path, kind: str, n: int, kills: int) -> Result:
                 try:
                     if master() is not node:
                         break
-                except Exception:  # noqa: BLE001 - topology in flux: ask again
+                except Exception:  # topology in flux: ask again
                     pass
                 time.sleep(0.1)
             promoted = time.time()
@@ -527,25 +542,31 @@ def scheduler_replicas(base: Path, seconds: float) -> Result:
             except subprocess.TimeoutExpired:
                 p.kill()
         w.stop()
-        runs = read_runs(ctx.run_dir)
-        # Runs of ticks outside [first, last] (before the count started, after it ended)
-        # are neither expected nor strangers.
-        for tid in list(runs.starts) + list(runs.finishes):
-            if tid in around and tid not in expected:
-                runs.starts.pop(tid, None)
-                runs.finishes.pop(tid, None)
-        res = classify("scheduler replicas SIGKILLed", expected, dict.fromkeys(expected, 0.0),
-                       runs, ctx.faults.faults, LEASE)  # fmt: skip
-        res.unexpected += res.duplicated  # a tick run twice means it was enqueued twice
-        res.notes.append(f"3 replicas of an @every 1s entry, one SIGKILLed every 2 s; "
-                         f"{len(expected)} ticks counted, each must run once (lost = a missed tick)")
-        return res
+        return _count_ticks(ctx, expected, around)
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
         w.stop()
         red.stop()
+
+
+def _count_ticks(ctx: Ctx, expected: set[str], around: set[str]) -> Result:
+    runs = read_runs(ctx.run_dir)
+    # Runs of ticks outside [first, last] (before the count started, after it ended)
+    # are neither expected nor strangers.
+    for tid in list(runs.starts) + list(runs.finishes):
+        if tid in around and tid not in expected:
+            runs.starts.pop(tid, None)
+            runs.finishes.pop(tid, None)
+    res = classify("scheduler replicas SIGKILLed", expected, dict.fromkeys(expected, 0.0),
+                   runs, ctx.faults.faults, lease=LEASE)  # fmt: skip
+    res.unexpected += res.duplicated  # a tick run twice means it was enqueued twice
+    res.notes.append(
+        f"3 replicas of an @every 1s entry, one SIGKILLed every 2 s; "
+        f"{len(expected)} ticks counted, each must run once (lost = a missed tick)"
+    )
+    return res
 
 
 def _poll(cond: Callable[[], bool], timeout: float) -> bool:
@@ -593,3 +614,62 @@ def clock_skew(base: Path, n: int) -> Result | None:
             "to the other workers"])  # fmt: skip
     finally:
         red.stop()
+
+
+def _move_slot(topo: object, slot: int, src: object, dst: object) -> int:
+    """Migrate one slot from ``src`` to ``dst`` the way redis-cli does (IMPORTING and
+    MIGRATING, MIGRATE the keys in batches, then SETSLOT NODE everywhere). Returns the
+    number of keys moved."""
+    s, d = src.client(), dst.client()  # type: ignore[attr-defined]
+    sid = s.execute_command("CLUSTER", "MYID").decode()
+    did = d.execute_command("CLUSTER", "MYID").decode()
+    d.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", sid)
+    s.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", did)
+    moved = 0
+    while True:
+        batch = s.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 200)
+        if not batch:
+            break
+        s.execute_command("MIGRATE", "127.0.0.1", dst.port, "", 0, 10000, "REPLACE",  # type: ignore[attr-defined]
+                          "KEYS", *batch)  # fmt: skip
+        moved += len(batch)
+    for n in topo.nodes:  # type: ignore[attr-defined]
+        if n.alive() and n.role == "master":
+            with contextlib.suppress(redis.RedisError):
+                n.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE", did)
+    return moved
+
+
+# m. Cluster resharding under load: the slot of the queue's hash tag moves between masters
+#    (keys migrated while tasks are enqueued and processed).
+def reshard(base: Path, n: int, moves: int) -> Result:
+    from topology import ClusterTopology
+
+    ctx = Ctx.make(base, "cluster-reshard")
+    (ctx.run_dir / "topo").mkdir(exist_ok=True)
+    topo = ClusterTopology(masters=3, replicas=0, dir=ctx.run_dir / "topo")
+    key = keys.pending_key("default")
+    with topo:
+        # 50 ms handlers at 1,500 enqueues/s: a backlog of task hashes to migrate.
+        prod = Producer(topo.url(), ctx.run_dir, n, prefix="r", batch=50, rate=1500.0,
+                        payload=lambda i: b"50")  # fmt: skip
+        w = Workers(ctx.run_dir, topo.url(), 2, TIMINGS)
+        w.start()
+        w.wait_ready()
+        prod.start()
+        slot = int(topo.nodes[0].client().execute_command("CLUSTER", "KEYSLOT", key))
+        moved: list[int] = []
+
+        def move(k: int) -> None:
+            src = topo.master_for_key(key)
+            dst = next(m for m in topo.nodes if m.role == "master" and m is not src)
+            at = time.time()
+            moved.append(_move_slot(topo, slot, src, dst))
+            ctx.faults.add(Fault("slot migration", at, time.time(),
+                                 note=f"{moved[-1]} keys {src.port}->{dst.port}"))  # fmt: skip
+
+        period = n / 1500 / (moves + 1)
+        drain(ctx, prod, 120 + n / 50, Every(period, moves, move))
+        return finish(ctx, "Cluster resharding (slot migration)", prod, w, notes=[
+            f"the queue's slot moved {moves} times under load, "
+            f"{sum(moved)} keys migrated in all"])  # fmt: skip
