@@ -73,7 +73,7 @@ def _lost(r: Result) -> str:
 
 def table(results: list[Result]) -> str:
     head = ("| scenario | tasks | faults injected | lost | duplicated (causes) | unexpected "
-            "| stale outcomes refused | time to recover | verdict |")  # fmt: skip
+            "| stale outcomes refused (log lines) | time to recover | verdict |")  # fmt: skip
     rows = [head, "|" + "---|" * 9]
     for r in results:
         rec = "-" if r.recover_s is None else f"{r.recover_s:.1f} s"
