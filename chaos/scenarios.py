@@ -415,11 +415,11 @@ def partition(base: Path, n: int, cuts: int) -> Result:
             proxy.blackhole()
             time.sleep(LEASE * 2.5)
             proxy.heal(reset=True)
-            ctx.faults.add(Fault("partition workers|Redis 2.5 leases", at, time.time()))
+            ctx.faults.add(Fault("partition 2.5 leases", at, time.time()))
 
         period = n / 800 / (cuts + 1)
         drain(ctx, prod, 120 + n / 100, Every(period, cuts, cut))
-        return finish(ctx, "partition workers|Redis", prod, w)
+        return finish(ctx, "partition workers-Redis", prod, w)
     finally:
         proxy.stop()
         red.stop()
