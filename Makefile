@@ -99,7 +99,7 @@ faketime:
 	@command -v faketime >/dev/null || { [ "$$(id -u)" = 0 ] && \
 		(apt-get install -y -qq faketime >/dev/null 2>&1 || \
 		 (apt-get update -qq >/dev/null && apt-get install -y -qq faketime >/dev/null)) || \
-		echo "faketime missing and not root: the clock-skew scenario will be skipped"; }
+		echo "faketime could not be installed (needs root and apt): the clock-skew scenario will be skipped"; }
 
 chaos: $(STAMP) faketime
 	$(BIN)/python -m chaos --tier full $(CHAOS_ARGS)
