@@ -92,6 +92,15 @@ class Redis:
         self.node.kill()
 
 
+LIVE: list[Workers] = []  # every pool started, so a scenario that fails stops its workers
+
+
+def stop_all() -> None:
+    """Stop every worker pool still running (after a scenario, whatever its outcome)."""
+    while LIVE:
+        LIVE.pop().stop(timeout=5)
+
+
 class Workers:
     """``n`` single-process workers (``pyasynq worker chaos.app:mux``) on ``url``. Each
     keeps its stderr in ``run_dir/worker-<slot>-<pid>.err``; ``env`` sets the app's
@@ -106,6 +115,7 @@ class Workers:
         self.prefix = prefix or [[] for _ in range(n)]
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * n
         self.all_pids: list[int] = []
+        LIVE.append(self)
 
     def start(self, slot: int | None = None) -> None:
         for i in range(len(self.procs)) if slot is None else [slot]:

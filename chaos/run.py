@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import scenarios as s
 from .checker import Result
+from .procs import stop_all
 
 # name -> (short tier, full tier): each a call of the scenario with its size.
 Tier = dict[str, Callable[[Path], Result | None]]
@@ -124,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             failed.append(name)
             continue
+        finally:
+            stop_all()
         res.seconds = time.monotonic() - t0
         results.append(res)
         print(f"   {res.scenario}: {res.tasks:,} tasks, {res.faults} faults, lost {_lost(res)}, "
