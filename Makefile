@@ -43,8 +43,8 @@ test-slow: $(STAMP)
 	@eval "$$(bash scripts/services.sh env)" && $(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests scripts examples benchmarks
-	$(BIN)/ruff format --check src tests scripts examples benchmarks
+	$(BIN)/ruff check src tests scripts examples benchmarks chaos
+	$(BIN)/ruff format --check src tests scripts examples benchmarks chaos
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests scripts examples
@@ -99,3 +99,20 @@ docs: $(DOCS_STAMP)
 
 clean:
 	rm -rf $(VENV) .venv-proto .pytest_cache .mypy_cache .ruff_cache benchmarks/.venv-peers
+
+# The fault suite (chaos/, docs/reliability.md): real workers and redis-server processes,
+# faults injected, every task counted from records kept outside Redis. chaos-short is the
+# CI tier (a few minutes); chaos is the full tier. The table goes to build/chaos/.
+# libfaketime (for the clock-skew scenario) is installed from Debian when missing (as root).
+.PHONY: chaos chaos-short faketime
+faketime:
+	@command -v faketime >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		(apt-get install -y -qq faketime >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null && apt-get install -y -qq faketime >/dev/null)) || \
+		echo "faketime could not be installed (needs root and apt): the clock-skew scenario will be skipped"; }
+
+chaos: $(STAMP) faketime
+	$(BIN)/python -m chaos --tier full $(CHAOS_ARGS)
+
+chaos-short: $(STAMP) faketime
+	$(BIN)/python -m chaos --tier short $(CHAOS_ARGS)

@@ -1,0 +1,99 @@
+"""The checker classifies from records alone: these are hand-made records."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import redis
+
+from chaos.checker import classify
+from chaos.ledger import FinishTail, Runs, read_runs
+from chaos.procs import Fault
+from chaos.proxy import Proxy
+
+
+def _runs(**events: list[tuple[str, int, float]]) -> Runs:
+    runs = Runs()
+    for tid, evs in events.items():
+        for kind, pid, at in evs:
+            (runs.starts if kind == "S" else runs.finishes)[tid].append((pid, at))
+    return runs
+
+
+def test_a_rerun_after_a_kill_is_a_duplicate_with_its_cause() -> None:
+    runs = _runs(
+        a=[("S", 1, 10.0), ("F", 1, 10.1)],
+        b=[("S", 1, 10.0), ("S", 2, 13.0), ("F", 2, 13.1)],  # pid 1 killed at 10.5
+    )
+    faults = [Fault("worker SIGKILL", 10.5, 10.5, (1,))]
+    res = classify("x", {"a", "b"}, {"a": 9.0, "b": 9.0}, runs, faults, lease=2.0)
+    assert (res.done_once, res.duplicated, res.lost, res.unexpected) == (1, 1, 0, 0)
+    assert res.causes == {"worker SIGKILL": 1}
+    assert res.ok
+    # Work went on at 13.1 (the rerun), 2.6 s after the kill.
+    assert res.recover_s == pytest.approx(2.6)
+
+
+def test_a_duplicate_with_no_fault_or_on_another_worker_is_unexpected() -> None:
+    runs = _runs(b=[("S", 1, 10.0), ("F", 1, 10.1), ("S", 2, 30.0), ("F", 2, 30.1)])
+    other_worker = [Fault("worker SIGKILL", 10.05, 10.05, (3,))]
+    for faults in ([], other_worker):
+        res = classify("x", {"b"}, {"b": 9.0}, runs, faults, lease=2.0)
+        assert (res.duplicated, res.unexpected) == (1, 1)
+        assert not res.ok
+
+
+def test_lost_and_strangers() -> None:
+    runs = _runs(z=[("S", 1, 10.0), ("F", 1, 10.1)])
+    res = classify("x", {"a"}, {"a": 9.0}, runs, [], lease=2.0)
+    assert res.lost == 1 and res.examples["lost"] == ["a"]
+    assert res.unexpected == 1 and res.examples["strangers"] == ["z"]
+    assert not res.ok
+    allowed = classify("x", {"a", "z"}, {"a": 9.0}, runs, [], lease=2.0, lost_allowed=True)
+    assert allowed.lost == 1 and allowed.ok
+
+
+def test_a_redis_fault_explains_runs_within_a_lease_of_it() -> None:
+    # A run whose outcome was in flight during a failover, rerun after.
+    runs = _runs(c=[("S", 1, 10.0), ("F", 1, 10.1), ("S", 2, 14.0), ("F", 2, 14.1)])
+    near = [Fault("sentinel failover", 11.0, 12.5)]
+    far = [Fault("sentinel failover", 20.0, 22.0)]
+    assert classify("x", {"c"}, {"c": 9.0}, runs, near, lease=2.0).causes == {
+        "sentinel failover": 1
+    }
+    assert classify("x", {"c"}, {"c": 9.0}, runs, far, lease=2.0).unexpected == 1
+
+
+def test_event_files_skip_a_line_cut_short_and_are_read_incrementally(tmp_path: Path) -> None:
+    f = tmp_path / "events-42.log"
+    f.write_text("S t1 1.0\nF t1 1.5\nS t2 2.0\nF t")  # the last line cut by a kill
+    runs = read_runs(tmp_path)
+    assert runs.starts == {"t1": [(42, 1.0)], "t2": [(42, 2.0)]}
+    assert runs.finishes == {"t1": [(42, 1.5)]}
+    tail = FinishTail(tmp_path)
+    assert tail.poll() == {"t1"}
+    fd = os.open(f, os.O_WRONLY | os.O_APPEND)
+    os.write(fd, b"2 2.5\n")  # the rest of the cut line: "F t2 2.5"
+    os.close(fd)
+    assert tail.poll() == {"t1", "t2"}
+
+
+def test_the_proxy_blackholes_then_heals(redis_url: str) -> None:
+    port = int(redis_url.rsplit(":", 1)[1].split("/", maxsplit=1)[0])
+    proxy = Proxy(port)
+    proxy.start()
+    try:
+        c = redis.Redis(host="127.0.0.1", port=proxy.port, socket_timeout=0.5)
+        assert c.ping()
+        proxy.blackhole()
+        with pytest.raises(redis.TimeoutError):
+            c.ping()
+        proxy.heal(reset=True)
+        fresh = redis.Redis(host="127.0.0.1", port=proxy.port, socket_timeout=2)
+        assert fresh.ping()
+        fresh.close()
+        c.close()
+    finally:
+        proxy.stop()
