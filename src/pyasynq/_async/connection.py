@@ -317,6 +317,8 @@ def _explain(
             f"Redis at {where} refused the password: check the user and password in the URL "
             "(redis://[USER]:PASSWORD@host:port)"
         )
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return _bad_certificate(text, where)
     if isinstance(exc, MasterNotFoundError):
         return f"no sentinel gave the address of the master ({_one_line(text)})"
     tls_hint = (
@@ -337,6 +339,23 @@ def _explain(
             f"{read_timeout:g} s: check that this address is a Redis server{tls_hint}"
         )
     return None
+
+
+def _bad_certificate(text: str, where: str) -> str:
+    """TLS verification refused the server (fail closed): say which check and the fix."""
+    reason = text.partition("certificate verify failed: ")[2].partition(" (_ssl")[0].rstrip(".")
+    if "mismatch" in reason or "Hostname" in reason:
+        fix = (
+            "connect with a host name the certificate lists (its subjectAltName), or have "
+            "the certificate reissued for this one"
+        )
+    else:
+        fix = (
+            "the certificate is not signed by a CA this client trusts: give the CA that "
+            "signed it with ?ssl_ca_certs=/path/to/ca.pem in the rediss:// URL"
+        )
+    reason = reason or "verify failed"
+    return f"TLS to Redis at {where} refused the server's certificate ({reason}): {fix}"
 
 
 # redis-py puts the repr of each sentinel's client (a ~900-character dump of the pool's
