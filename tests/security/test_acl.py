@@ -124,3 +124,16 @@ def test_a_dashboard_without_a_rule_shows_the_noperm_error(
     assert "Redis refused this user" in text
     html = err.value.args[0]
     assert "dashboard-pw" not in html
+
+
+def test_info_and_config_get_are_optional(acl_server: SingleServer, admin: redis.Redis) -> None:
+    def bare(role: str) -> str:
+        rules = roles.RULES[role].replace("+info ", "").replace("+config|get ", "")
+        return user(admin, acl_server, role, rules)
+
+    roles.producer(bare("producer"))
+    admin.flushall()
+    roles.seed_for_worker(admin_url(acl_server))
+    assert roles.worker(bare("worker"))["ok"] == 2
+    roles.producer(admin_url(acl_server))
+    assert len(asyncio.run(roles.dashboard(bare("dashboard")))) == 5
