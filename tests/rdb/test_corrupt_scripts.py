@@ -245,13 +245,12 @@ def b(redis_url: str) -> Broker:
 
 
 # Known gaps: with one of the queue's own containers of the wrong type (someone SET
-# asynq:{q}:pending, say: every call on that queue then fails), these scripts fail after
+# asynq:{q}:groups, say: every call on that queue then fails), these scripts fail after
 # taking the uniqueness lock or writing the new task's hash or group entry. Nothing else
-# is touched and no other queue is affected; fixing it needs a TYPE check per container
-# on the enqueue path. Strict: a fix makes the test fail until the entry is removed.
+# is touched and no other queue is affected. Strict: a fix makes the test fail until the
+# entry is removed.
 PARTIAL_ON_BROKEN_CONTAINER = {
-    "add_to_group", "add_to_group_unique", "delete_aggregation_set", "enqueue_batch",
-    "enqueue_unique", "schedule_unique", "scheduler_enqueue",
+    "add_to_group", "add_to_group_unique", "enqueue_batch", "scheduler_enqueue",
 }  # fmt: skip
 
 
