@@ -116,3 +116,11 @@ chaos: $(STAMP) faketime
 
 chaos-short: $(STAMP) faketime
 	$(BIN)/python -m chaos --tier short $(CHAOS_ARGS)
+
+# Fuzzing (tests/fuzz): the message decoder and the worker's dequeue path under atheris for
+# FUZZ_SECONDS (default 60); the corpus grows in build/fuzz/codec. Installs the fuzz group.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install -q --group fuzz
+	$(BIN)/python tests/fuzz/fuzz_codec.py -max_total_time=$(FUZZ_SECONDS)

@@ -134,7 +134,7 @@ async def test_a_user_without_the_rights_is_told_what_to_grant(locked: SingleSer
             pyasynq.Client(locked.url(auth="limited:pw")).enqueue(Task("t"))
         assert time.monotonic() - start < 2
         assert "does not let this user do what pyasynq needs" in str(err.value)
-        assert "NOPERM" in str(err.value) and "docs/connections.md" in str(err.value)
+        assert "NOPERM" in str(err.value) and "docs/security.md" in str(err.value)
     finally:
         admin.acl_deluser("limited")
         admin.close()

@@ -12,6 +12,15 @@ Accepted everywhere pyasynq takes ``redis`` (client, server, scheduler, inspecto
 * an existing redis-py client (``Redis``/``RedisCluster``, asyncio or not), never closed by
   pyasynq.
 
+``rediss://`` URLs also read the TLS files, as redis-py's ``from_url`` does:
+``ssl_ca_certs`` (a PEM file of the CAs to trust, e.g. a private CA; default: the system's),
+``ssl_ca_path`` (a directory of them), and ``ssl_certfile`` / ``ssl_keyfile`` (a client
+certificate, for servers that require one), e.g.
+``rediss://redis.internal:6380/0?ssl_ca_certs=/etc/pyasynq/ca.pem``. The server's
+certificate and host name are always verified: ``ssl_cert_reqs`` other than ``required``
+and ``ssl_check_hostname=false`` are refused, and so is any ``ssl_*`` argument in a URL
+without TLS.
+
 Every form also reads ``connect_timeout`` (seconds to open a connection, TLS handshake
 included; default :data:`DEFAULT_CONNECT_TIMEOUT`) and ``socket_timeout`` (seconds to
 wait for a reply; default :data:`DEFAULT_SOCKET_TIMEOUT`) from the query, e.g.
@@ -23,6 +32,7 @@ Passwords are kept out of ``repr`` and of every message pyasynq writes.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -68,6 +78,40 @@ def _timeout(value: object, name: str) -> float:
     return seconds
 
 
+# TLS settings a rediss:// URL may carry (redis-py reads them from the query); each names a
+# file or directory that must exist.
+_TLS_FILES = ("ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile")
+_TRUE = ("1", "true", "yes", "on", "y")
+
+
+def _tls_arg(scheme: str, key: str, value: str) -> None:
+    """Refuse what would turn verification off or be ignored; check that files exist."""
+    if scheme != "rediss":
+        raise ValueError(
+            f"{key} in the Redis URL needs TLS: use rediss:// (it has no effect on {scheme}://)"
+        )
+    if key in _TLS_FILES:
+        if not os.path.exists(value):
+            raise ValueError(f"{key}={value!r} in the Redis URL: no such file or directory")
+    elif key == "ssl_cert_reqs":
+        if value.lower() != "required":
+            raise ValueError(
+                f"ssl_cert_reqs={value!r}: pyasynq always verifies the server's certificate; "
+                "to trust a private CA, give it with ssl_ca_certs=/path/to/ca.pem"
+            )
+    elif key == "ssl_check_hostname":
+        if value.lower() not in _TRUE:
+            raise ValueError(
+                "ssl_check_hostname=false: pyasynq always checks that the certificate names "
+                "the host; connect with a name the certificate lists (its subjectAltName)"
+            )
+    elif key not in ("ssl_min_version",):
+        raise ValueError(
+            f"unknown TLS argument {key!r} in the Redis URL: use ssl_ca_certs, ssl_ca_path, "
+            "ssl_certfile, ssl_keyfile or ssl_min_version"
+        )
+
+
 def plain_url_settings(url: str) -> tuple[str, dict[str, float]]:
     """A ``redis://``, ``rediss://`` or ``unix://`` URL checked (its database must be a
     number: redis-py reads ``/abc`` as database 0), without the query arguments pyasynq
@@ -90,6 +134,8 @@ def plain_url_settings(url: str) -> tuple[str, dict[str, float]]:
         else:
             if key == "db":
                 _db(value)
+            elif key.startswith("ssl"):
+                _tls_arg(parts.scheme, key, value)
             rest.append((key, value))
     # Rebuilt by hand: urlunsplit would turn unix:///path into unix:/path.
     base = url.partition("?")[0]

@@ -53,6 +53,18 @@ def _unix(value: When, what: str) -> float:
     return float(value)
 
 
+def _utf8(value: str, what: str) -> None:
+    """Refuse a lone surrogate (text decoded with ``surrogateescape``, say): it has no
+    UTF-8 form, so Redis could never store it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{what} {value!r} holds a lone surrogate ({value[exc.start]!r}) that UTF-8 "
+            "cannot encode; decode the text it came from without surrogateescape"
+        ) from None
+
+
 def check_name(value: object, what: str, *, queue: bool = False) -> str:
     """A queue, type, task id or group name: non-blank text without control characters.
     Unicode is fine (Go asynq accepts it). Queue names may not hold braces, which would
@@ -63,6 +75,7 @@ def check_name(value: object, what: str, *, queue: bool = False) -> str:
         raise ValueError(f"{what} must not be blank")
     # Printable ASCII holds no control character: skip the per-character look-up.
     if not (value.isascii() and value.isprintable()):
+        _utf8(value, what)
         for ch in value:
             if unicodedata.category(ch) == "Cc":
                 raise ValueError(f"{what} {value!r} holds a control character ({ch!r}); remove it")
@@ -135,6 +148,8 @@ class Options:
             for k, v in self.headers.items():
                 if not isinstance(k, str) or not isinstance(v, str):
                     raise TypeError(f"headers must map str to str, got {k!r}: {v!r}")
+                _utf8(k, "header name")
+                _utf8(v, f"header {k!r}")
 
     def merged(self, override: Options) -> Options:
         """These options with every field ``override`` gives replacing ours; headers are

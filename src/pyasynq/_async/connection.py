@@ -25,6 +25,7 @@ from redis.exceptions import (
     TimeoutError,
 )
 
+from pyasynq._rdb import scripts
 from pyasynq.connection import ClusterOptions, SentinelOptions, parse_url, plain_url_settings
 from pyasynq.errors import BrokerError
 
@@ -52,6 +53,8 @@ _RETRY_ON = [ConnectionError, ReadOnlyError]
 _NO_PASSWORD = ("NOAUTH", "Authentication required", "HELLO must be called")
 _NO_PASSWORD_SET = ("without any password configured", "no password is set")
 _REFUSED = ("WRONGPASS", "invalid password", "invalid username-password")
+# A command refused inside a Lua script: Redis names neither NOPERM nor the command.
+_SCRIPT_NOPERM = "The user executing the script can't run this command"
 
 
 def refused(exc: BaseException) -> bool:
@@ -64,7 +67,8 @@ def refused(exc: BaseException) -> bool:
             return True
         text = str(cur)
         if text.startswith("NOPERM") or any(
-            marker in text for marker in (*_NO_PASSWORD, *_NO_PASSWORD_SET, *_REFUSED)
+            marker in text
+            for marker in (*_NO_PASSWORD, *_NO_PASSWORD_SET, *_REFUSED, _SCRIPT_NOPERM)
         ):
             return True
         cur = cur.__cause__
@@ -298,11 +302,22 @@ def _explain(
 ) -> str | None:
     text = str(exc)
     if refused(exc):
+        if _SCRIPT_NOPERM in text:
+            found = scripts.command_in_error(text)
+            what = (
+                f"NOPERM: the {found[0]} script may not run '{found[1]}'"
+                if found
+                else "NOPERM: a Lua script called a command this user may not run"
+            )
+            return (
+                f"Redis at {where} does not let this user do what pyasynq needs ({what}): "
+                "give the ACL user the rules of its role in docs/security.md"
+            )
         if text.startswith("NOPERM") or isinstance(exc, NoPermissionError):
             code = "" if text.startswith("NOPERM") else "NOPERM "  # redis-py drops it
             return (
                 f"Redis at {where} does not let this user do what pyasynq needs ({code}{text}): "
-                "give the ACL user the commands and keys listed in docs/connections.md"
+                "give the ACL user the rules of its role in docs/security.md"
             )
         if any(m in text for m in _NO_PASSWORD_SET):
             return (
@@ -319,6 +334,8 @@ def _explain(
             f"Redis at {where} refused the password: check the user and password in the URL "
             "(redis://[USER]:PASSWORD@host:port)"
         )
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return _bad_certificate(text, where)
     if isinstance(exc, MasterNotFoundError):
         return f"no sentinel gave the address of the master ({_one_line(text)})"
     tls_hint = (
@@ -349,6 +366,23 @@ def _explain(
 
 # What the OS says when nothing listens at the address (TCP, or a Unix socket path).
 _NOTHING_THERE = re.compile(r"Connection refused|Error 111|Error 2 |No such file or directory")
+
+
+def _bad_certificate(text: str, where: str) -> str:
+    """TLS verification refused the server (fail closed): say which check and the fix."""
+    reason = text.partition("certificate verify failed: ")[2].partition(" (_ssl")[0].rstrip(".")
+    if "mismatch" in reason or "Hostname" in reason:
+        fix = (
+            "connect with a host name the certificate lists (its subjectAltName), or have "
+            "the certificate reissued for this one"
+        )
+    else:
+        fix = (
+            "the certificate is not signed by a CA this client trusts: give the CA that "
+            "signed it with ?ssl_ca_certs=/path/to/ca.pem in the rediss:// URL"
+        )
+    reason = reason or "verify failed"
+    return f"TLS to Redis at {where} refused the server's certificate ({reason}): {fix}"
 
 
 # redis-py puts the repr of each sentinel's client (a ~900-character dump of the pool's

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from functools import cache
 from importlib import resources
 
@@ -53,3 +54,30 @@ def sha(name: str, *, legacy: bool = False) -> str:
     text without the flags line)."""
     text = legacy_source(name) if legacy else source(name)
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+_SCRIPT_LINE = re.compile(r"script: ([0-9a-f]{40}), on @user_script:(\d+)")
+_CALL = re.compile(r'redis\.p?call\("([A-Za-z]+)"(?:, "([A-Za-z]+)")?')
+
+
+def command_in_error(text: str) -> tuple[str, str] | None:
+    """For a Redis error raised inside one of our scripts (``... script: <sha>, on
+    @user_script:<line>``): the script's name and the Redis command on that line (with
+    its subcommand when it has one, e.g. ``memory|usage``), or None when unknown."""
+    found = _SCRIPT_LINE.search(text)
+    if not found:
+        return None
+    sha_, line = found.group(1), int(found.group(2))
+    for name in names():
+        for legacy in (False, True):
+            if sha(name, legacy=legacy) == sha_:
+                text_ = legacy_source(name) if legacy else source(name)
+                lines = text_.splitlines()
+                call = _CALL.search(lines[line - 1]) if 0 < line <= len(lines) else None
+                if not call:
+                    return name, "?"
+                cmd = call.group(1).lower()
+                if cmd in ("memory", "config", "client", "cluster", "script") and call.group(2):
+                    cmd += "|" + call.group(2).lower()
+                return name, cmd
+    return None

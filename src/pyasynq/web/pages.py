@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pyasynq._async.broker import is_transient
+from pyasynq._async.connection import refused
 from pyasynq._async.inspector import AsyncInspector
 from pyasynq.errors import BrokerError, QueueNotFoundError, TaskNotFoundError
 from pyasynq.inspection import QueueInfo
@@ -70,7 +71,9 @@ async def _page(
         ctx = {"heading": "Not found", "message": str(exc)}
     except BrokerError as exc:
         status, template = 503, "error.html"
-        ctx = {"heading": "Redis is not answering", "message": str(exc)}
+        # Refused credentials or rights: Redis answered, the configuration must change.
+        heading = "Redis refused this user" if refused(exc) else "Redis is not answering"
+        ctx = {"heading": heading, "message": str(exc)}
     except (BadRequest, ValueError, TypeError) as exc:
         status, template = 400, "error.html"
         ctx = {"heading": "Bad request", "message": str(exc)}

@@ -28,7 +28,20 @@ end
 if redis.call("EXISTS", KEYS[1]) == 1 then
     return 0
 end
+-- The group zset and the groups set before the hash; when one is of the wrong type, what
+-- this script wrote before is taken back, so a failure leaves nothing behind.
+local added = redis.pcall("ZADD", KEYS[2], ARGV[3], ARGV[2])
+if type(added) == "table" and added.err then
+    redis.call("DEL", KEYS[4])
+    return redis.error_reply(added.err)
+end
+local grouped = redis.pcall("SADD", KEYS[3], ARGV[4])
+if type(grouped) == "table" and grouped.err then
+    if added == 1 then
+        redis.call("ZREM", KEYS[2], ARGV[2])
+    end
+    redis.call("DEL", KEYS[4])
+    return redis.error_reply(grouped.err)
+end
 redis.call("HSET", KEYS[1], "msg", ARGV[1], "state", "aggregating", "group", ARGV[4])
-redis.call("ZADD", KEYS[2], ARGV[3], ARGV[2])
-redis.call("SADD", KEYS[3], ARGV[4])
 return 1

@@ -21,9 +21,10 @@
 -- touches `attempt`, can only run the task again through its recoverer and its dequeue,
 -- which leases it until Go's now + 30 s, at least 60 s after the lease Go found expired
 -- (its recoverer takes leases expired 30 s ago): the score no longer matches.
--- pyasynq robustness: an id without a task hash (or without `msg`: evicted, or deleted by
--- hand) is taken back off active and recorded in the quarantine hash (id -> reason); the
--- next id is tried, up to ARGV[4] of them, so dangling ids never hold the queue up.
+-- pyasynq robustness: an id without a task hash (or without `msg`, or whose key is not a
+-- hash: evicted, or written by hand) is taken back off active and recorded in the
+-- quarantine hash (id -> reason); the next id is tried, up to ARGV[4] of them, so
+-- dangling ids never hold the queue up.
 -- `skipped` counts them, for the caller to report.
 -- Runs when Redis is full (flags=allow-oom, see scripts.py): it adds a lease entry and a
 -- field, and lets the task be finished, which frees it.
@@ -38,7 +39,13 @@ while skipped < most do
         break
     end
     local key = ARGV[2] .. id
-    local msg = redis.call("HGET", key, "msg")
+    -- pcall: a task key of another type (a string, say) is quarantined, not an error
+    -- that would leave the id in active with no lease and stop every dequeue behind it.
+    local msg = redis.pcall("HGET", key, "msg")
+    local bad = type(msg) == "table" and msg.err
+    if bad then
+        msg = false
+    end
     if msg then
         local since = redis.call("HGET", key, "pending_since") or ""
         if ARGV[3] ~= "" then
@@ -53,7 +60,10 @@ while skipped < most do
     end
     redis.call("LPOP", KEYS[3]) -- the id just pushed onto active's head
     skipped = skipped + 1
-    if redis.call("EXISTS", key) == 1 then
+    if bad then
+        redis.call("HSET", KEYS[5], id, "task key holds a " .. redis.call("TYPE", key).ok
+            .. ", not a hash")
+    elseif redis.call("EXISTS", key) == 1 then
         redis.call("HSET", KEYS[5], id, "no msg field")
     else
         redis.call("HSET", KEYS[5], id, "no task hash")

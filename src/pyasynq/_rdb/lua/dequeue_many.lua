@@ -15,7 +15,8 @@
 -- Each task is moved exactly as dequeue.lua moves one (`attempt` = "<token> <ARGV[1]>"),
 -- and completely before the next is touched, so a script stopped half-way never leaves a
 -- task outside both lists or an
--- active task without a lease. Ids without a task hash (or without `msg`) are taken back
+-- active task without a lease. Ids without a task hash (or without `msg`, or whose key is
+-- not a hash) are taken back
 -- off active and recorded in the quarantine hash, as dequeue.lua does.
 -- Runs when Redis is full (flags=allow-oom, see scripts.py).
 local out = {}
@@ -31,7 +32,13 @@ while #out < 3 * want and skipped < most do
         break
     end
     local key = ARGV[2] .. id
-    local msg = redis.call("HGET", key, "msg")
+    -- pcall: a task key of another type (a string, say) is quarantined, not an error
+    -- that would leave the id in active with no lease and stop every dequeue behind it.
+    local msg = redis.pcall("HGET", key, "msg")
+    local bad = type(msg) == "table" and msg.err
+    if bad then
+        msg = false
+    end
     if msg then
         local since = redis.call("HGET", key, "pending_since") or ""
         if ARGV[3] ~= "" then
@@ -48,7 +55,10 @@ while #out < 3 * want and skipped < most do
     else
         redis.call("LPOP", KEYS[3]) -- the id just pushed onto active's head
         skipped = skipped + 1
-        if redis.call("EXISTS", key) == 1 then
+        if bad then
+            redis.call("HSET", KEYS[5], id, "task key holds a " .. redis.call("TYPE", key).ok
+                .. ", not a hash")
+        elseif redis.call("EXISTS", key) == 1 then
             redis.call("HSET", KEYS[5], id, "no msg field")
         else
             redis.call("HSET", KEYS[5], id, "no task hash")

@@ -22,8 +22,9 @@ end
 if redis.call("EXISTS", KEYS[1]) == 1 then
     return 0
 end
-redis.call("HSET", KEYS[1], "msg", ARGV[1], "state", "pending", "pending_since", ARGV[3])
+-- The list first: one of the wrong type fails the script before anything is written.
 redis.call("LPUSH", KEYS[2], ARGV[2])
+redis.call("HSET", KEYS[1], "msg", ARGV[1], "state", "pending", "pending_since", ARGV[3])
 if ARGV[5] and ARGV[5] ~= "" then
     -- Best effort (workers also poll): a user without the channel in its ACL still enqueues.
     redis.pcall("PUBLISH", ARGV[5], ARGV[4])

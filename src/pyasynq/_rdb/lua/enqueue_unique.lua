@@ -27,9 +27,15 @@ end
 if redis.call("EXISTS", KEYS[2]) == 1 then
     return 0
 end
+-- The list before the hash; a list of the wrong type gives the lock just taken back, so
+-- a failure leaves nothing behind.
+local pushed = redis.pcall("LPUSH", KEYS[3], ARGV[1])
+if type(pushed) == "table" and pushed.err then
+    redis.call("DEL", KEYS[1])
+    return redis.error_reply(pushed.err)
+end
 redis.call("HSET", KEYS[2], "msg", ARGV[3], "state", "pending", "pending_since", ARGV[4],
     "unique_key", KEYS[1])
-redis.call("LPUSH", KEYS[3], ARGV[1])
 if ARGV[6] and ARGV[6] ~= "" then
     -- Best effort (workers also poll): a user without the channel in its ACL still enqueues.
     redis.pcall("PUBLISH", ARGV[6], ARGV[5])

@@ -22,7 +22,7 @@ if #ids == 0 then
 end
 for _, id in ipairs(ids) do
     local tkey = ARGV[4] .. id
-    if redis.call("EXISTS", tkey) == 1 then
+    if redis.call("TYPE", tkey).ok == "hash" then -- HSET would fail on another type
         redis.call("ZADD", KEYS[2], ARGV[1], id)
         redis.call("HSET", tkey, "state", "archived")
     end

@@ -19,7 +19,7 @@ if #ids == 0 then
 end
 for _, id in ipairs(ids) do
     local tkey = ARGV[1] .. id
-    if redis.call("EXISTS", tkey) == 1 then
+    if redis.call("TYPE", tkey).ok == "hash" then -- HSET would fail on another type
         redis.call("LPUSH", KEYS[2], id)
         redis.call("HSET", tkey, "state", "pending")
     end

@@ -14,11 +14,16 @@
 -- Returns 1 when the id was removed from at least one container (then ARGV[2] is recorded
 -- under the id in the quarantine hash), else 0 and nothing changes.
 -- The id always leaves active and lease; the container named by the hash's `state` (or its
--- group zset) as well; with no known state, every container. The task hash stays as it is,
+-- group zset) as well; with no known state (or a task key that is not a hash), every
+-- container. The task hash stays as it is,
 -- for a human to inspect.
 local id = ARGV[1]
 local n = redis.call("LREM", KEYS[2], 0, id) + redis.call("ZREM", KEYS[3], id)
-local f = redis.call("HMGET", KEYS[1], "state", "group")
+-- pcall: a task key that is not a hash has no known state (so: every container).
+local f = redis.pcall("HMGET", KEYS[1], "state", "group")
+if f.err then
+    f = {}
+end
 local state = f[1]
 local zsets = { scheduled = KEYS[5], retry = KEYS[6], archived = KEYS[7], completed = KEYS[8] }
 if state == "pending" then

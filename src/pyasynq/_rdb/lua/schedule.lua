@@ -19,6 +19,7 @@ end
 if redis.call("EXISTS", KEYS[1]) == 1 then
     return 0
 end
-redis.call("HSET", KEYS[1], "msg", ARGV[1], "state", "scheduled")
+-- The zset first: one of the wrong type fails the script before anything is written.
 redis.call("ZADD", KEYS[2], ARGV[2], ARGV[3])
+redis.call("HSET", KEYS[1], "msg", ARGV[1], "state", "scheduled")
 return 1

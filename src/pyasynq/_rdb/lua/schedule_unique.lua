@@ -25,6 +25,12 @@ end
 if redis.call("EXISTS", KEYS[2]) == 1 then
     return 0
 end
+-- The zset before the hash; a zset of the wrong type gives the lock just taken back, so
+-- a failure leaves nothing behind.
+local added = redis.pcall("ZADD", KEYS[3], ARGV[3], ARGV[1])
+if type(added) == "table" and added.err then
+    redis.call("DEL", KEYS[1])
+    return redis.error_reply(added.err)
+end
 redis.call("HSET", KEYS[2], "msg", ARGV[4], "state", "scheduled", "unique_key", KEYS[1])
-redis.call("ZADD", KEYS[3], ARGV[3], ARGV[1])
 return 1

@@ -527,6 +527,9 @@ def list_lease_expired_result(queue: str, reply: object) -> list[Leased]:
     out = []
     for i in range(0, len(reply), 3):
         task_id = _text(reply[i])
+        if int(reply[i + 2]) < 0:  # the script's mark for a task key of another type
+            out.append(Leased(task_id, None, "task key is not a hash"))
+            continue
         msg, problem = _check(queue, task_id, reply[i + 1])
         out.append(Leased(task_id, msg, problem, int(reply[i + 2])))
     return out
