@@ -24,7 +24,18 @@ from pyasynq._rdb.codec import (
     TaskMessage,
     WorkerInfo,
 )
-from pyasynq._rdb.ops import Call, aggregation, enqueue, inspect, processing, scheduler, state
+from pyasynq._rdb.ops import (
+    Call,
+    aggregation,
+    enqueue,
+    inspect,
+    limiter,
+    processing,
+    results,
+    scheduler,
+    snooze,
+    state,
+)
 from pyasynq._sync.broker import Broker
 from pyasynq.errors import BrokerError, LeaseExpiredError, TaskGoneError
 
@@ -102,6 +113,8 @@ server = ServerInfo(host="h", pid=1, server_id="s", queues={Q: 1})
 worker = WorkerInfo(host="h", pid=1, server_id="s", task_id="a1", queue=Q)
 entry = SchedulerEntry(id="e", spec="@every 1s", task_type="t")
 
+LIMIT = limiter.Spec(concurrency=2, rate=10, per=1.0)
+
 # script -> how to build a realistic call on the seeded queue.
 SCRIPTS: dict[str, Callable[[], Call]] = {
     **{
@@ -164,6 +177,13 @@ SCRIPTS: dict[str, Callable[[], Call]] = {
         "e", SchedulerEnqueueEvent(task_id="x", enqueue_time_ns=int(NOW * 1e9))
     ),
     "list_registry": lambda: state.list_registry(keys.ALL_SERVERS, NOW),
+    "snooze": lambda: snooze.snooze(msg("active"), NOW + 30, TOKEN),
+    "watch_result": lambda: results.watch(Q, "a1", "pyasynq:result:test"),
+    "report_progress": lambda: results.report_progress(
+        Q, "a1", TOKEN, results.encode_progress(0.5, "half", NOW)
+    ),
+    "limit_acquire": lambda: limiter.acquire(Q, "t", LIMIT, task_id="a1", token=TOKEN, now=NOW),
+    "limit_wake": lambda: limiter.wake(Q, "t", LIMIT, int(NOW * 1e9), task_id="a1", token=TOKEN),
 }
 
 

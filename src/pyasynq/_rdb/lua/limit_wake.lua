@@ -38,8 +38,9 @@ local now, cap, rate, per = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[
     tonumber(ARGV[5])
 redis.call("HSET", KEYS[7], ARGV[8], ARGV[3] .. " " .. ARGV[4] .. " " .. ARGV[5] .. " " .. ARGV[1])
 if ARGV[11] ~= "" then
-    local a = redis.call("HGET", ARGV[6] .. ARGV[11], "attempt")
-    if not a or string.sub(a, 1, #ARGV[12] + 1) == ARGV[12] .. " " then
+    -- pcall: a task key that is not a hash (corrupt) has no fence; its slot is released.
+    local ok, a = pcall(redis.call, "HGET", ARGV[6] .. ARGV[11], "attempt")
+    if not ok or not a or string.sub(a, 1, #ARGV[12] + 1) == ARGV[12] .. " " then
         redis.call("ZREM", KEYS[1], ARGV[11])
     end
 end
