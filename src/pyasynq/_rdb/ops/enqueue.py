@@ -438,3 +438,53 @@ def _own(reply: object) -> object:
         err.__cause__ = reply.__cause__
         return err
     return reply
+
+
+# --------------------------------------------------------------------------- coalescing
+
+
+def merge_enqueues(groups: Sequence[Sequence[Op]]) -> tuple[list[Op], list[list[tuple[int, int]]]]:
+    """The ops of many callers (each a sequence of ops, see ``pyasynq._coalesce``) as one
+    pipeline in which consecutive plain ``enqueue`` calls of a queue share an
+    ``enqueue_batch`` call: one script, one registration and one wake-up instead of one
+    each. Returns the pipeline and, per caller and op, where its reply is: (op index,
+    index in that op's reply, -1: the whole reply).
+
+    The outcome is the one of running the callers' ops in order: enqueue_batch stores its
+    tasks one after the other as enqueue.lua would (a reused id gets 0), any other op
+    closes the open batches so that what follows it runs after it, and a SADD of
+    asynq:queues (sent beside the script in a Cluster) touches no task key."""
+    ops: list[Op] = []
+    where: list[list[tuple[int, int]]] = []
+    open_: dict[tuple[object, ...], Call] = {}  # (pending key, registers, queue, wake) -> batch
+    at: dict[int, int] = {}  # id(batch) -> its op index
+    registering: list[Call] = []  # batches that register their queue
+    for group in groups:
+        mine: list[tuple[int, int]] = []
+        for op in group:
+            if isinstance(op, Call) and op.script == "enqueue" and len(op.args) == 5:
+                # enqueue.lua: KEYS task hash, pending[, asynq:queues]; ARGV msg, id, now,
+                # queue, wake channel.
+                data, tid, now, queue, channel = op.args
+                shape = (op.keys[1], len(op.keys) == 3, queue, channel)
+                batch = open_.get(shape)
+                if batch is None or len(batch.keys) > BATCH_SIZE:
+                    batch = Call("enqueue_batch", [op.keys[1]], [now, queue, channel])
+                    open_[shape] = batch
+                    at[id(batch)] = len(ops)
+                    ops.append(batch)
+                    if shape[1]:
+                        registering.append(batch)
+                mine.append((at[id(batch)], (len(batch.args) - _BATCH_ARGS) >> 1))
+                batch.keys.append(op.keys[0])
+                batch.args.append(tid)
+                batch.args.append(data)
+                continue
+            if not (isinstance(op, Command) and op.args[:2] == ("SADD", keys.ALL_QUEUES)):
+                open_.clear()  # what comes next runs after this op
+            mine.append((len(ops), -1))
+            ops.append(op)
+        where.append(mine)
+    for batch in registering:
+        batch.keys.append(keys.ALL_QUEUES)  # enqueue_batch: after the task hashes
+    return ops, where
