@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyasynq._rdb.ops.base import Op
-from pyasynq._rdb.ops.enqueue import merge_enqueues
+from pyasynq._rdb.ops.enqueue import SHARED, WHOLE, merge_enqueues
 from pyasynq.errors import BrokerError
 
 if TYPE_CHECKING:
@@ -164,10 +164,12 @@ class Batcher:
 def _reply(reply: Any, pos: int) -> Any:
     """One caller's reply: the op's, or its task's element of an enqueue_batch reply; an
     error of a shared op is copied for each caller."""
-    if pos < 0:
+    if pos == WHOLE:
         return reply
     if isinstance(reply, BaseException):
         return _own(reply)
+    if pos == SHARED:
+        return reply
     if not isinstance(reply, list) or len(reply) <= pos:
         return BrokerError(f"unexpected enqueue_batch reply {reply!r}")
     return reply[pos]

@@ -443,12 +443,17 @@ def _own(reply: object) -> object:
 # --------------------------------------------------------------------------- coalescing
 
 
+WHOLE = -1
+SHARED = -2
+
+
 def merge_enqueues(groups: Sequence[Sequence[Op]]) -> tuple[list[Op], list[list[tuple[int, int]]]]:
     """The ops of many callers (each a sequence of ops, see ``pyasynq._coalesce``) as one
     pipeline in which consecutive plain ``enqueue`` calls of a queue share an
     ``enqueue_batch`` call: one script, one registration and one wake-up instead of one
     each. Returns the pipeline and, per caller and op, where its reply is: (op index,
-    index in that op's reply, -1: the whole reply).
+    index in that op's reply, or :data:`WHOLE`, or :data:`SHARED`: the whole reply of an
+    op that serves several callers).
 
     The outcome is the one of running the callers' ops in order: enqueue_batch stores its
     tasks one after the other as enqueue.lua would (a reused id gets 0), any other op
@@ -459,6 +464,7 @@ def merge_enqueues(groups: Sequence[Sequence[Op]]) -> tuple[list[Op], list[list[
     open_: dict[tuple[object, ...], Call] = {}  # (pending key, registers, queue, wake) -> batch
     at: dict[int, int] = {}  # id(batch) -> its op index
     registering: list[Call] = []  # batches that register their queue
+    sadds: dict[object, int] = {}  # queue -> op index of its SADD asynq:queues
     for group in groups:
         mine: list[tuple[int, int]] = []
         for op in group:
@@ -480,9 +486,16 @@ def merge_enqueues(groups: Sequence[Sequence[Op]]) -> tuple[list[Op], list[list[
                 batch.args.append(tid)
                 batch.args.append(data)
                 continue
-            if not (isinstance(op, Command) and op.args[:2] == ("SADD", keys.ALL_QUEUES)):
-                open_.clear()  # what comes next runs after this op
-            mine.append((len(ops), -1))
+            if isinstance(op, Command) and op.args[:2] == ("SADD", keys.ALL_QUEUES):
+                # One SADD of a queue per pipeline does for all its callers.
+                index = sadds.get(op.args[2])
+                if index is None:
+                    index = sadds[op.args[2]] = len(ops)
+                    ops.append(op)
+                mine.append((index, SHARED))
+                continue
+            open_.clear()  # what comes next runs after this op
+            mine.append((len(ops), WHOLE))
             ops.append(op)
         where.append(mine)
     for batch in registering:
