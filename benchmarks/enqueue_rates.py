@@ -166,7 +166,8 @@ def _run_child(
         argv, env=env, capture_output=True, text=True, timeout=timeout, check=False, cwd=ROOT
     )
     if done.returncode:
-        return {"what": what, "na": done.stderr.strip().splitlines()[-1:]}
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"what": what, "na": f"failed: {last[:160]}"}
     res: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     res["load"] = f"{load0}→{_load()}"
     return res
@@ -195,7 +196,7 @@ def report(results: list[tuple[str, dict[str, Any]]], a: argparse.Namespace) -> 
                 s,
                 r["what"],
                 *(
-                    [r["na"]] * 4
+                    [r["na"], "", "", ""]
                     if "na" in r
                     else [
                         f"{r['rate']:,.0f}",
@@ -232,7 +233,7 @@ def report(results: list[tuple[str, dict[str, Any]]], a: argparse.Namespace) -> 
                 s,
                 str(r.get("coalesce", r["what"])),
                 *(
-                    [str(r["na"])] * 6
+                    [r["na"], "", "", "", "", ""]
                     if "na" in r
                     else [
                         f"{r['rate']:,.0f}",
