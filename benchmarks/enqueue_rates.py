@@ -131,7 +131,9 @@ def child(what: str, url: str, n: int, requests: int, rounds: int) -> dict[str, 
                 await burst()
             lat.clear()
             before = _costs(r)
+            cpu0 = time.process_time()
             seconds = sum([await burst() for _ in range(rounds)])
+            cpu = time.process_time() - cpu0
             total = requests * rounds
             out.update(
                 _delta(before, _costs(r), total),
@@ -139,6 +141,8 @@ def child(what: str, url: str, n: int, requests: int, rounds: int) -> dict[str, 
                 n=total,
                 p50_ms=_pct(lat, 50) * 1e3,
                 p99_ms=_pct(lat, 99) * 1e3,
+                # the client's own CPU (this process): its rate bound on a core of its own
+                client_cpu_us_per_task=cpu / total * 1e6,
                 connections=len(r.client_list()) - 1,
             )
 
@@ -233,7 +237,7 @@ def report(results: list[tuple[str, dict[str, Any]]], a: argparse.Namespace) -> 
                 s,
                 str(r.get("coalesce", r["what"])),
                 *(
-                    [r["na"], "", "", "", "", ""]
+                    [r["na"], "", "", "", "", "", ""]
                     if "na" in r
                     else [
                         f"{r['rate']:,.0f}",
@@ -241,6 +245,7 @@ def report(results: list[tuple[str, dict[str, Any]]], a: argparse.Namespace) -> 
                         f"{r['p99_ms']:.2f}",
                         f"{r['redis_cpu_us_per_task']:.1f}",
                         f"{r['redis_cmds_per_task']:.2f}",
+                        f"{r['client_cpu_us_per_task']:.1f}",
                         str(r["connections"]),
                     ]
                 ),
@@ -261,6 +266,7 @@ def report(results: list[tuple[str, dict[str, Any]]], a: argparse.Namespace) -> 
                     "p99 ms per call",
                     "Redis CPU µs/task",
                     "cmds/task",
+                    "client CPU µs/task",
                     "connections",
                     "load",
                 ],
