@@ -240,3 +240,26 @@ def test_merge_keeps_the_order_around_other_ops() -> None:
     first = ops[0]
     assert isinstance(first, Call)
     assert first.keys[-1] == keys.ALL_QUEUES and first.args[3:] == ["a", b"m", "b", b"m"]
+
+
+def test_a_client_outlives_an_event_loop_closed_mid_burst(redis_url: str, r: redis.Redis) -> None:
+    # A loop closed with calls in flight must not leave the client waiting for them.
+    c = pyasynq.AsyncClient(redis_url)
+    loop = asyncio.new_event_loop()
+
+    left: list[asyncio.Future[pyasynq.TaskInfo]] = []
+
+    async def burst() -> None:
+        left.extend(asyncio.ensure_future(c.enqueue(Task("t"))) for _ in range(5))
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(burst())
+    loop.close()  # the five never finish
+
+    async def later() -> pyasynq.TaskInfo:
+        # A fresh connection pool for this loop (the old one's sockets belong to the old).
+        c._broker.redis.connection_pool.reset()
+        return await asyncio.wait_for(c.enqueue(Task("t"), task_id="after"), 10)
+
+    assert asyncio.run(later()).id == "after"
+    assert r.hget(keys.task_key("default", "after"), "state") == b"pending"

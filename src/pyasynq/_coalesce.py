@@ -37,7 +37,7 @@ class AsyncBatcher:
     """Runs one caller's ops alone when idle, or with the other waiting callers' ops in
     one pipeline while a round trip is in flight (see the module docstring)."""
 
-    __slots__ = ("_broker", "_busy", "_coalesce", "_flushes", "_shared", "_waiting")
+    __slots__ = ("_broker", "_busy", "_coalesce", "_flushes", "_loop", "_shared", "_waiting")
 
     def __init__(self, broker: AsyncBroker, *, coalesce: bool = True) -> None:
         self._broker = broker
@@ -46,11 +46,13 @@ class AsyncBatcher:
         self._waiting: list[tuple[Sequence[Op], asyncio.Future[list[Any]]]] = []
         self._flushes: set[asyncio.Task[None]] = set()  # strong references while running
         self._shared: dict[str, asyncio.Future[Any]] = {}  # see once()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of what is in flight
 
     async def once(self, key: str, fn: Callable[[], Awaitable[_T]]) -> _T:
         """``fn()``, shared by the callers that ask while it runs: a burst of first
         enqueues reads the topology once, not once per caller (each on a pooled
         connection, which a burst of 1,000 would exhaust)."""
+        self._busy_here()  # drops futures of another loop
         fut = self._shared.get(key)
         if fut is not None:
             result: _T = await asyncio.shield(fut)
@@ -72,7 +74,7 @@ class AsyncBatcher:
         """Run one op; its reply, or raise its BrokerError (as ``AsyncBroker.run``)."""
         if not self._coalesce:
             return await self._broker.run(op)
-        if not self._busy:
+        if not self._busy_here():
             self._busy = True
             try:
                 return await self._broker.run(op)
@@ -87,13 +89,25 @@ class AsyncBatcher:
         """Run ops in one pipeline; a reply or BrokerError per op (as ``run_many``)."""
         if not self._coalesce:
             return await self._broker.run_many(ops)
-        if not self._busy:
+        if not self._busy_here():
             self._busy = True
             try:
                 return await self._broker.run_many(ops)
             finally:
                 self._next()
         return await self._enqueue(ops)
+
+    def _busy_here(self) -> bool:
+        """Whether a round trip is in flight on the running loop. State left by another
+        loop (one closed with calls still in flight) is dropped: those calls are gone, and
+        waiting for them would hang this caller."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._busy = False
+            self._waiting = []
+            self._shared = {}
+        return self._busy
 
     async def _enqueue(self, ops: Sequence[Op]) -> list[Any]:
         fut: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
