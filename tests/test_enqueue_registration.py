@@ -76,3 +76,24 @@ def test_a_removed_queue_is_registered_again(redis_url: str, r: redis.Redis) -> 
         c.enqueue(Task("t"), queue="q1")
         assert b"q1" in r.smembers(keys.ALL_QUEUES)
         assert i.queues() == ["q1"]
+
+
+@pytest.mark.parametrize("register", [True, False])
+@pytest.mark.parametrize("payload", [b"", b"x" * 300])
+def test_the_default_fast_path_builds_what_the_general_one_does(
+    register: bool, payload: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyasynq._rdb.ops import enqueue
+    from pyasynq._rdb.ops.enqueue import prepare
+    from pyasynq.options import NO_OPTIONS, given
+
+    now = time.time_ns()
+    assert given() is NO_OPTIONS  # what enqueue() passes when no option is given
+    with monkeypatch.context() as m:
+        m.setattr(enqueue, "resolve_merged", None)  # the fast path resolves nothing
+        fast = prepare(Task("t", payload), NO_OPTIONS, now, register=register, wake=True)
+    # The same task through option resolution (a task id given takes the general path).
+    general = prepare(
+        Task("t", payload), Options(task_id=fast.info.id), now, register=register, wake=True
+    )
+    assert fast == general

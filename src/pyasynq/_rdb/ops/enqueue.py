@@ -24,6 +24,7 @@ from pyasynq.options import (
     NO_OPTIONS,
     Options,
     Resolved,
+    new_task_id,
     resolve_merged,
     uuid4_strings,
 )
@@ -155,6 +156,8 @@ def prepare(
 ) -> Prepared:
     """Merge the task's default options with the call's and build the write;
     ``register`` and ``wake`` as in :func:`enqueue_call`."""
+    if options is NO_OPTIONS and task.options is NO_OPTIONS and not task.headers:
+        return _prepare_default(task, now_ns, register, wake)
     now = now_ns / 1_000_000_000
     r = resolve_merged(task.options, options, now, task.headers)
     msg = _message(task, r)
@@ -181,6 +184,40 @@ def prepare(
         keys.task_key(r.queue, r.task_id),
         data,
     )
+
+
+def _prepare_default(task: Task, now_ns: int, register: bool, wake: bool) -> Prepared:
+    """:func:`prepare` for a task with no option anywhere (asynq's defaults, pending now):
+    nothing to merge, resolve or validate. Builds what the general path would."""
+    tid = new_task_id()
+    payload = task.payload or b""
+    msg = TaskMessage(
+        type=task.type,
+        payload=payload,
+        id=tid,
+        queue=DEFAULT_QUEUE,
+        retry=DEFAULT_MAX_RETRY,
+        timeout=DEFAULT_TIMEOUT,
+    )
+    data = encode_task(msg)
+    call = enqueue_call(
+        msg, now_ns=now_ns, process_at=0, unique_ttl=0, data=data, register=register, wake=wake
+    )
+    info = TaskInfo(
+        id=tid,
+        queue=DEFAULT_QUEUE,
+        type=task.type,
+        payload=payload,
+        state=TaskState.PENDING,
+        max_retry=DEFAULT_MAX_RETRY,
+        timeout=_DEFAULT_TIMEOUT,
+        next_process_at=_dt(now_ns / 1_000_000_000),
+        headers={},
+    )
+    return Prepared(_REGISTER_DEFAULT, call, info, call.keys[0], data)
+
+
+_REGISTER_DEFAULT = Command(("SADD", keys.ALL_QUEUES, DEFAULT_QUEUE))
 
 
 def _message(task: Task, r: Resolved) -> TaskMessage:
