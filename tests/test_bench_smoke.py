@@ -16,10 +16,12 @@ COLUMNS = [
     "enqueue/s batch",
     "drain/s no-op",
     "drain/s 1 ms sleep",
+    "drain/s Redis I/O",
     "latency p50 ms",
     "latency p99 ms",
     "worker RSS MiB",
     "worker CPU µs/task",
+    "worker CPU µs/task I/O",
     "Redis cmds/task",
     "Redis CPU µs/task",
 ]
