@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--processes", type=int, default=3, help="worker processes (3)")
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--timeout", type=float, default=180.0, help="seconds per layout")
+    p.add_argument("--out", default=str(RESULTS), help="where the report goes")
     a = p.parse_args(argv)
     a.n = a.n or (6000 if a.quick else 30000)
     a.warmup = a.warmup or (1000 if a.quick else 3000)
@@ -258,10 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         cluster.close()
     text = report(rows, a)
     print(text)
-    RESULTS.mkdir(exist_ok=True)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    (RESULTS / f"cluster-{stamp}.md").write_text(text + "\n")
-    (RESULTS / f"cluster-{stamp}.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (out / f"cluster-{stamp}.md").write_text(text + "\n")
+    (out / f"cluster-{stamp}.json").write_text(json.dumps(rows, indent=1) + "\n")
     return 0
 
 

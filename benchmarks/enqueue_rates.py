@@ -285,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=1000, help="concurrent enqueues per round")
     p.add_argument("--rounds", type=int, default=None, help="rounds timed (20; quick 5)")
     p.add_argument("--repeat", type=int, default=None, help="passes over the trees (2; quick 1)")
+    p.add_argument("--out", default=str(RESULTS), help="where the report goes")
     p.add_argument("--url", help="(child) Redis URL")
     p.add_argument("--child", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -322,8 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
     text = report(results, a)
     print(text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"enqueue-{time.strftime('%Y%m%d-%H%M%S')}.md").write_text(text + "\n")
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"enqueue-{time.strftime('%Y%m%d-%H%M%S')}.md").write_text(text + "\n")
     return 0
 
 
