@@ -54,21 +54,33 @@ class AsyncBatcher:
         connection, which a burst of 1,000 would exhaust)."""
         self._busy_here()  # drops futures of another loop
         fut = self._shared.get(key)
-        if fut is not None:
-            result: _T = await asyncio.shield(fut)
-            return result
+        while fut is not None:
+            try:
+                result: _T = await asyncio.shield(fut)
+                return result
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not fut.cancelled() or (task is not None and task.cancelling()):
+                    raise  # we are the ones cancelled
+                fut = self._shared.get(key)  # the caller running fn was: ask again
         fut = self._shared[key] = asyncio.get_running_loop().create_future()
         try:
             value = await fn()
-        except BaseException as exc:
-            fut.set_exception(_own(exc))
-            fut.exception()  # retrieved: no "never retrieved" warning when none waited
+        except Exception as exc:
+            if not fut.get_loop().is_closed():  # else nobody waits (a dead loop's task)
+                fut.set_exception(_own(exc))
+                fut.exception()  # retrieved: no "never retrieved" warning if none waited
+            raise
+        except BaseException:
+            if not fut.get_loop().is_closed():
+                fut.cancel()  # cancelled: the callers waiting on it run fn themselves
             raise
         else:
             fut.set_result(value)
             return value
         finally:
-            del self._shared[key]
+            if self._shared.get(key) is fut:  # (another loop's state may have replaced it)
+                del self._shared[key]
 
     async def run(self, op: Op) -> Any:
         """Run one op; its reply, or raise its BrokerError (as ``AsyncBroker.run``)."""
