@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: services browser install demo test test-interop test-cluster test-slow lint typecheck format sync proto check bench bench-quick bench-scale bench-limits clean
+.PHONY: services browser install demo test test-interop test-cluster test-slow lint typecheck format sync proto check bench bench-quick bench-scale bench-limits bench-enqueue bench-cluster clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -85,6 +85,15 @@ bench-scale:
 # and a rate of 100/s; reports the most running at once and the throughput (~30 s).
 bench-limits: $(STAMP)
 	$(BIN)/python -m benchmarks.limits $(BENCH_ARGS)
+
+# pyasynq alone: single and concurrent (coalesced vs one-by-one) enqueue rates, with Redis
+# CPU per enqueue; --src DIR (repeatable) compares trees in one run (docs/benchmarks.md).
+bench-enqueue: $(STAMP)
+	$(BIN)/python -m benchmarks.enqueue_rates $(BENCH_ARGS)
+
+# Scale-out on a real 3-master Redis Cluster on this machine (docs/benchmarks.md).
+bench-cluster: $(STAMP)
+	$(BIN)/python -m benchmarks.cluster_scale $(BENCH_ARGS)
 
 # The documentation site (mkdocs.yml, docs/): HTML in build/site. --strict turns every
 # warning (a broken link, a reference to a name that does not exist) into a failure.

@@ -57,6 +57,7 @@ from benchmarks.systems import SYSTEMS, SystemInfo  # noqa: E402
 _spec = importlib.util.spec_from_file_location("_bench_embedded", ROOT / "src/pyasynq/embedded.py")
 assert _spec and _spec.loader
 _embedded = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = _embedded  # its dataclasses look their module up there
 _spec.loader.exec_module(_embedded)
 EmbeddedRedis = _embedded.EmbeddedRedis
 
@@ -681,6 +682,10 @@ class Bench:
         step("enqueue_batch", self.enqueue_phase, python, name, env, "batch")
         step("drain_noop", self.drain_phase, python, name, "noop", rss)
         step("drain_sleep", self.drain_phase, python, name, "sleep", rss)
+        if info.io:
+            step("drain_io", self.drain_phase, python, name, "io", rss)
+        else:
+            out["drain_io"] = {"na": "no Redis I/O handler in its adapter"}
         step("latency", self.latency_phase, python, name, rss)
         rss = [r for r in rss if r]
         if rss:

@@ -31,6 +31,7 @@ SUBS = [
     ("pyasynq._async", "pyasynq._sync"),
     ("AsyncBroker", "Broker"),
     ("AsyncClient", "Client"),
+    ("AsyncBatcher", "Batcher"),
     ("AsyncInspector", "Inspector"),
     ("AsyncResultListener", "ResultListener"),
     ("AsyncIterator", "Iterator"),

@@ -16,10 +16,12 @@ COLUMNS = [
     "enqueue/s batch",
     "drain/s no-op",
     "drain/s 1 ms sleep",
+    "drain/s Redis I/O",
     "latency p50 ms",
     "latency p99 ms",
     "worker RSS MiB",
     "worker CPU µs/task",
+    "worker CPU µs/task I/O",
     "Redis cmds/task",
     "Redis CPU µs/task",
 ]
@@ -135,3 +137,35 @@ def test_scale_harness_measures_every_step(tmp_path: Path) -> None:
     assert set(raw["inflight"]) == {"16", "64"} and set(raw["cpu"]) == {"1", "2"}
     assert raw["inflight"]["64"]["active"]["max"] > 16
     assert "lrem" in raw["inflight"]["64"]["redis"]["usec_per_call"]
+
+
+@pytest.mark.slow
+def test_enqueue_rates_measures_both_steps(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.enqueue_rates", "--out", str(tmp_path),
+         "--n", "300", "--requests", "200", "--rounds", "2", "--repeat", "1"],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    (report,) = tmp_path.glob("enqueue-*.md")
+    lines = report.read_text().splitlines()
+    for first in ("| src | sync", "| src | async", "| src | True", "| src | False"):
+        (row,) = [line for line in lines if line.startswith(first)]
+        assert "failed" not in row and "n/a" not in row, row
+
+
+@pytest.mark.slow
+def test_cluster_scale_measures_both_layouts(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cluster_scale", "--out", str(tmp_path),
+         "--n", "1500", "--warmup", "300", "--processes", "3", "--concurrency", "8"],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = json.loads(next(tmp_path.glob("cluster-*.json")).read_text())
+    assert [r["layout"] for r in rows] == ["one master", "three masters"]
+    for r in rows:
+        assert r["rate"] > 0 and not r["partial"] and r["worker_cpu_us_per_task"] > 0
+    busy = [m["cpu_us_per_task"] for m in rows[1]["masters"]]
+    assert len(busy) == 3 and all(b > 0 for b in busy)  # each master took part
+    assert "Projection" in next(tmp_path.glob("cluster-*.md")).read_text()

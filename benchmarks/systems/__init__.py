@@ -16,6 +16,9 @@ class SystemInfo:
     sleep: str  # how the 1 ms task waits
     concurrency: str  # what C means for it
     notes: str = ""
+    # The "Redis I/O" handler: one round trip of its own on a client the benchmark owns
+    # ("" = the adapter has none; that column is n/a).
+    io: str = ""
 
 
 SYSTEMS: dict[str, SystemInfo] = {
@@ -30,6 +33,7 @@ SYSTEMS: dict[str, SystemInfo] = {
             "C handler coroutines per process",
             "sync Client; `python -m pyasynq worker --concurrency C`, on uvloop "
             "(event_loop auto; uvloop is in the venv)",
+            io="await INCR on a redis.asyncio client of the handlers' module",
         ),
         SystemInfo(
             "pyasynq-asyncio",
@@ -40,6 +44,7 @@ SYSTEMS: dict[str, SystemInfo] = {
             "C handler coroutines per process",
             "the same, the worker with `--loop asyncio`: pyasynq without uvloop "
             "(not a peer: left out of the ratios and targets)",
+            io="await INCR on a redis.asyncio client of the handlers' module",
         ),
         SystemInfo(
             "asynq-go",
@@ -51,6 +56,7 @@ SYSTEMS: dict[str, SystemInfo] = {
             "benchmarks/go built by the harness with the machine's Go (or --go-bin), asynq's "
             "default Config (TaskCheckInterval 1 s: an idle server polls once a second); "
             "pre-fill and latency enqueues use pyasynq's wire-compatible client",
+            io="INCR on a go-redis client of the worker (pool size C)",
         ),
         SystemInfo(
             "celery",

@@ -7,6 +7,8 @@ import os
 import sys
 from typing import NoReturn
 
+import redis.asyncio
+
 import pyasynq
 from benchmarks import _rec
 from benchmarks._driver import burn
@@ -22,6 +24,19 @@ async def noop(task: pyasynq.Task) -> None:
 @mux.handler("bench:sleep")
 async def sleep_1ms(task: pyasynq.Task) -> None:
     await asyncio.sleep(0.001)
+    _rec.done()
+
+
+# The "Redis I/O" drain: one round trip per task on a client the benchmark owns (made in
+# the worker's loop at the first task; its pool grows to the concurrency).
+_io: list[redis.asyncio.Redis] = []
+
+
+@mux.handler("bench:io")
+async def io(task: pyasynq.Task) -> None:
+    if not _io:
+        _io.append(redis.asyncio.Redis.from_url(os.environ["BENCH_IO_URL"]))
+    await _io[0].incr("bench:io")
     _rec.done()
 
 
@@ -81,6 +96,7 @@ def run_worker(url: str, concurrency: int, *extra: str) -> NoReturn:
         "warn",
         *extra,
     ]
+    os.environ["BENCH_IO_URL"] = url  # for the bench:io handler, in the worker process
     if os.environ.get("BENCH_PYASYNQ_PROCESSES"):  # benchmarks/scale.py: the supervisor
         argv += ["--processes", os.environ["BENCH_PYASYNQ_PROCESSES"]]
     os.execv(sys.executable, argv)

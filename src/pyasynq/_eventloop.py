@@ -37,7 +37,12 @@ def factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """The loop factory for ``name``; None means asyncio's default."""
     if name == "asyncio" or (name == "auto" and not available()):
         return None
-    import uvloop
+    try:
+        import uvloop
+    except ImportError:  # found but unusable (a broken build): auto falls back
+        if name == "auto":
+            return None
+        raise
 
     new: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return new

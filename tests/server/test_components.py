@@ -278,12 +278,14 @@ def test_aggregator_turns_a_group_into_one_task(
     assert r.exists(*(keys.task_key(Q, f"m{i}") for i in (1, 2, 3, 9))) == 0
     assert r.exists(keys.group_key(Q, "g1"), keys.group_key(Q, "g2")) == 0
     assert not r.exists(keys.pending_key("elsewhere"))
-    # Each aggregate woke idle workers of its queue (grouped items never do).
+    # The aggregates woke idle workers of their queue (grouped items never do): the
+    # first one, and the second unless the first was still pending (then no worker of
+    # the queue is idle, and the enqueue script does not publish).
     wakes = []
     while (m := woken.get_message(timeout=0.5)) is not None:
         wakes.append(m["data"])
     woken.close()
-    assert wakes == [Q.encode(), Q.encode()]
+    assert wakes in ([Q.encode()], [Q.encode(), Q.encode()])
 
 
 # --------------------------------------------------------------------------- maxmemory

@@ -70,3 +70,17 @@ def test_the_worker_command_passes_loop_on() -> None:
     assert build_config(args).event_loop == "asyncio"
     args = parser.parse_args(["worker", "m:mux"])
     assert build_config(args).event_loop == "auto"
+
+
+def test_auto_falls_back_to_asyncio_when_uvloop_cannot_be_imported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # uvloop is a default dependency where it ships wheels; a broken build must not stop
+    # a worker that did not ask for it.
+    import sys
+
+    monkeypatch.setattr(_eventloop, "available", lambda: True)
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import raises ImportError
+    assert _eventloop.factory("auto") is None
+    with pytest.raises(ImportError):
+        _eventloop.factory("uvloop")

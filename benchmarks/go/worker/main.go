@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 )
 
 type recorder struct {
@@ -97,6 +98,15 @@ func main() {
 	})
 	mux.HandleFunc("bench:sleep", func(ctx context.Context, t *asynq.Task) error {
 		time.Sleep(time.Millisecond)
+		rec.done()
+		return nil
+	})
+	// The "Redis I/O" drain: one round trip per task on a client the benchmark owns.
+	own := redis.NewClient(&redis.Options{Addr: *addr, DB: *db, PoolSize: *concurrency})
+	mux.HandleFunc("bench:io", func(ctx context.Context, t *asynq.Task) error {
+		if err := own.Incr(ctx, "bench:io").Err(); err != nil {
+			return err
+		}
 		rec.done()
 		return nil
 	})

@@ -10,6 +10,7 @@ from time import monotonic
 from types import TracebackType
 from typing import Self
 
+from pyasynq._coalesce import AsyncBatcher
 from pyasynq._listener import AsyncResultListener, ProgressCallback
 from pyasynq._rdb.ops import limits
 from pyasynq._rdb.ops import settings as rsettings
@@ -47,6 +48,11 @@ class AsyncClient:
     it is ``$PYASYNQ_REDIS_URL``, ``$REDIS_URL``, else the shared embedded Redis of
     ``./.pyasynq/redis`` (docs/embedded.md). ``enqueue_hooks`` run around every enqueue
     (see :mod:`pyasynq.hooks`; tracing uses them).
+
+    With ``coalesce`` (the default), enqueues of concurrent coroutines that arrive while
+    one of this client's round trips is in flight share the next one (one pipeline);
+    a lone enqueue is sent at once. Each call keeps its own result, error and retries.
+    ``coalesce=False`` sends every call on its own. (The sync ``Client`` always does.)
     """
 
     def __init__(
@@ -58,10 +64,13 @@ class AsyncClient:
         wait_replicas: int = 0,
         wait_timeout: float = 1.0,
         enqueue_hooks: Sequence[EnqueueHook] = (),
+        coalesce: bool = True,
     ) -> None:
         if failover_timeout < 0 or wait_replicas < 0 or wait_timeout <= 0:
             raise ValueError("failover_timeout and wait_replicas must be >= 0 and wait_timeout > 0")
         self._broker = AsyncBroker(redis if redis is not None else default_url())
+        # Enqueue writes go through it: coalesced, or straight to Redis.
+        self._sender = AsyncBatcher(self._broker, coalesce=coalesce)
         # Whether Redis hashes keys to slots; None: not known yet (see _slotted).
         self._cluster: bool | None = True if _is_cluster(self._broker.redis) else None
         self._clock: Clock = clock or RealClock()
@@ -188,7 +197,9 @@ class AsyncClient:
         if replicas < 0:
             raise ValueError("wait_replicas must not be negative")
         cluster = (
-            self._cluster if self._checked and self._cluster is not None else await self._slotted()
+            self._cluster
+            if self._checked and self._cluster is not None
+            else await self._sender.once("slotted", self._slotted)
         )
         if not self._hooks:
             p = prepare(task, options, self._clock.now_ns(), register=not cluster, wake=True)
@@ -317,9 +328,9 @@ class AsyncClient:
                     if cluster:
                         registered = replies[0]
                 elif cluster:
-                    registered, reply = await self._broker.run_many(ops)
+                    registered, reply = await self._sender.run_many(ops)
                 else:
-                    reply = await self._broker.run(p.call)
+                    reply = await self._sender.run(p.call)
                 try:
                     enqueue_outcome(reply, registered)
                 except (TaskIDConflictError, DuplicateTaskError):

@@ -11,6 +11,7 @@ from time import monotonic
 from types import TracebackType
 from typing import Self
 
+from pyasynq._coalesce import Batcher
 from pyasynq._listener import ProgressCallback, ResultListener
 from pyasynq._rdb.ops import limits
 from pyasynq._rdb.ops import settings as rsettings
@@ -48,6 +49,11 @@ class Client:
     it is ``$PYASYNQ_REDIS_URL``, ``$REDIS_URL``, else the shared embedded Redis of
     ``./.pyasynq/redis`` (docs/embedded.md). ``enqueue_hooks`` run around every enqueue
     (see :mod:`pyasynq.hooks`; tracing uses them).
+
+    With ``coalesce`` (the default), enqueues of concurrent coroutines that arrive while
+    one of this client's round trips is in flight share the next one (one pipeline);
+    a lone enqueue is sent at once. Each call keeps its own result, error and retries.
+    ``coalesce=False`` sends every call on its own. (The sync ``Client`` always does.)
     """
 
     def __init__(
@@ -59,10 +65,13 @@ class Client:
         wait_replicas: int = 0,
         wait_timeout: float = 1.0,
         enqueue_hooks: Sequence[EnqueueHook] = (),
+        coalesce: bool = True,
     ) -> None:
         if failover_timeout < 0 or wait_replicas < 0 or wait_timeout <= 0:
             raise ValueError("failover_timeout and wait_replicas must be >= 0 and wait_timeout > 0")
         self._broker = Broker(redis if redis is not None else default_url())
+        # Enqueue writes go through it: coalesced, or straight to Redis.
+        self._sender = Batcher(self._broker, coalesce=coalesce)
         # Whether Redis hashes keys to slots; None: not known yet (see _slotted).
         self._cluster: bool | None = True if _is_cluster(self._broker.redis) else None
         self._clock: Clock = clock or RealClock()
@@ -188,7 +197,11 @@ class Client:
         replicas = self._wait_replicas if wait_replicas is None else wait_replicas
         if replicas < 0:
             raise ValueError("wait_replicas must not be negative")
-        cluster = self._cluster if self._checked and self._cluster is not None else self._slotted()
+        cluster = (
+            self._cluster
+            if self._checked and self._cluster is not None
+            else self._sender.once("slotted", self._slotted)
+        )
         if not self._hooks:
             p = prepare(task, options, self._clock.now_ns(), register=not cluster, wake=True)
             self._check_size([p.call], f"task {task.type!r}")
@@ -316,9 +329,9 @@ class Client:
                     if cluster:
                         registered = replies[0]
                 elif cluster:
-                    registered, reply = self._broker.run_many(ops)
+                    registered, reply = self._sender.run_many(ops)
                 else:
-                    reply = self._broker.run(p.call)
+                    reply = self._sender.run(p.call)
                 try:
                     enqueue_outcome(reply, registered)
                 except (TaskIDConflictError, DuplicateTaskError):

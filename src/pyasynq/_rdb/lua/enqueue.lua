@@ -1,16 +1,22 @@
 -- enqueue: store a new task and make it pending (wire spec 3.1).
 -- KEYS[1] task hash asynq:{q}:t:<id>
 -- KEYS[2] pending list
--- KEYS[3] asynq:queues, optional: the queue is added to it first, as asynq registers the
---         queue on every enqueue (left out in a Cluster, where it hashes to another slot)
+-- KEYS[3] asynq:queues, optional: the queue is added to it first when the pending list is
+--         empty (left out in a Cluster, where it hashes to another slot). asynq registers
+--         on every enqueue; a non-empty pending list means some enqueue registered the
+--         queue since it last was empty, and removing a queue (asynq's and pyasynq's
+--         `queue rm`) deletes its pending list too: docs/redis-schema.md, "asynq:queues".
 -- ARGV[1] encoded TaskMessage
 -- ARGV[2] task id
 -- ARGV[3] now, Unix nanoseconds (pending_since)
 -- ARGV[4] queue name, optional (needed with KEYS[3] or ARGV[5])
--- ARGV[5] wake channel, optional: PUBLISH the queue name there once stored ("" = don't)
+-- ARGV[5] wake channel, optional: PUBLISH the queue name there once stored, when the
+--         pending list was empty ("" = don't): a pyasynq worker idles only after finding
+--         its queues empty, so a list that already held tasks has no idle worker to wake.
 -- Returns 1 when enqueued, 0 when the task id is already taken in this queue. A failed
 -- registration is an error reply, and then nothing is stored.
-if KEYS[3] then
+local fresh = redis.call("LLEN", KEYS[2]) == 0
+if KEYS[3] and fresh then
     local added = redis.pcall("SADD", KEYS[3], ARGV[4])
     if type(added) == "table" and added.err then
         -- Keep Redis' own error code first (READONLY after a failover, OOM, ...):
@@ -25,7 +31,7 @@ end
 -- The list first: one of the wrong type fails the script before anything is written.
 redis.call("LPUSH", KEYS[2], ARGV[2])
 redis.call("HSET", KEYS[1], "msg", ARGV[1], "state", "pending", "pending_since", ARGV[3])
-if ARGV[5] and ARGV[5] ~= "" then
+if fresh and ARGV[5] and ARGV[5] ~= "" then
     -- Best effort (workers also poll): a user without the channel in its ACL still enqueues.
     redis.pcall("PUBLISH", ARGV[5], ARGV[4])
 end

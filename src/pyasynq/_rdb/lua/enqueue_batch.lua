@@ -2,16 +2,19 @@
 -- enqueue.lua does (wire spec 3.1), in one call (pyasynq's Client.enqueue_many).
 -- KEYS[1] pending list
 -- KEYS[2..n+1] the task hashes, one per task, in the order of ARGV's tasks
--- KEYS[n+2] asynq:queues, optional: registered first, as in enqueue.lua
+-- KEYS[n+2] asynq:queues, optional: registered first when the pending list is empty, as
+--           in enqueue.lua
 -- ARGV[1] now, Unix nanoseconds (pending_since)
 -- ARGV[2] queue name
--- ARGV[3] wake channel: PUBLISH the queue name there once something is stored ("" = don't)
+-- ARGV[3] wake channel: PUBLISH the queue name there once something is stored, when the
+--         pending list was empty, as in enqueue.lua ("" = don't)
 -- ARGV[4..] per task: task id, encoded TaskMessage
 -- Returns one reply per task, in order: 1 enqueued, 0 task id already taken (also by an
 -- earlier task of the same call). The pending list gets the ids in ARGV order, as one
 -- LPUSH per task would. A failed registration is an error reply, and nothing is stored.
 local n = (#ARGV - 3) / 2
-if #KEYS > n + 1 then
+local fresh = redis.call("LLEN", KEYS[1]) == 0
+if #KEYS > n + 1 and fresh then
     local added = redis.pcall("SADD", KEYS[n + 2], ARGV[2])
     if type(added) == "table" and added.err then
         -- Keep Redis' own error code first (READONLY after a failover, OOM, ...):
@@ -37,7 +40,7 @@ end
 for first = 1, #ids, 1000 do
     redis.call("LPUSH", KEYS[1], unpack(ids, first, math.min(first + 999, #ids)))
 end
-if #ids > 0 and ARGV[3] ~= "" then
+if fresh and #ids > 0 and ARGV[3] ~= "" then
     -- Best effort (workers also poll): a user without the channel in its ACL still enqueues.
     redis.pcall("PUBLISH", ARGV[3], ARGV[2])
 end

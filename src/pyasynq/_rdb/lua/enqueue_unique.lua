@@ -2,16 +2,19 @@
 -- KEYS[1] unique lock key
 -- KEYS[2] task hash
 -- KEYS[3] pending list
--- KEYS[4] asynq:queues, optional: registered first, as in enqueue.lua
+-- KEYS[4] asynq:queues, optional: registered first when the pending list is empty, as in
+--         enqueue.lua
 -- ARGV[1] task id
 -- ARGV[2] lock TTL, whole seconds
 -- ARGV[3] encoded TaskMessage
 -- ARGV[4] now, Unix nanoseconds
 -- ARGV[5] queue name, optional (needed with KEYS[4] or ARGV[6])
--- ARGV[6] wake channel, optional: PUBLISH the queue name there once stored ("" = don't)
+-- ARGV[6] wake channel, optional: PUBLISH the queue name there once stored, when the
+--         pending list was empty, as in enqueue.lua ("" = don't)
 -- Returns 1 enqueued, -1 lock held by another task, 0 task id taken.
 -- As in Go asynq, an id conflict leaves the lock just taken in place (it expires by TTL).
-if KEYS[4] then
+local fresh = redis.call("LLEN", KEYS[3]) == 0
+if KEYS[4] and fresh then
     local added = redis.pcall("SADD", KEYS[4], ARGV[5])
     if type(added) == "table" and added.err then
         -- Keep Redis' own error code first (READONLY after a failover, OOM, ...):
@@ -36,7 +39,7 @@ if type(pushed) == "table" and pushed.err then
 end
 redis.call("HSET", KEYS[2], "msg", ARGV[3], "state", "pending", "pending_since", ARGV[4],
     "unique_key", KEYS[1])
-if ARGV[6] and ARGV[6] ~= "" then
+if fresh and ARGV[6] and ARGV[6] ~= "" then
     -- Best effort (workers also poll): a user without the channel in its ACL still enqueues.
     redis.pcall("PUBLISH", ARGV[6], ARGV[5])
 end

@@ -24,6 +24,7 @@ from pyasynq.options import (
     NO_OPTIONS,
     Options,
     Resolved,
+    new_task_id,
     resolve_merged,
     uuid4_strings,
 )
@@ -155,6 +156,8 @@ def prepare(
 ) -> Prepared:
     """Merge the task's default options with the call's and build the write;
     ``register`` and ``wake`` as in :func:`enqueue_call`."""
+    if options is NO_OPTIONS and task.options is NO_OPTIONS and not task.headers:
+        return _prepare_default(task, now_ns, register, wake)
     now = now_ns / 1_000_000_000
     r = resolve_merged(task.options, options, now, task.headers)
     msg = _message(task, r)
@@ -181,6 +184,40 @@ def prepare(
         keys.task_key(r.queue, r.task_id),
         data,
     )
+
+
+def _prepare_default(task: Task, now_ns: int, register: bool, wake: bool) -> Prepared:
+    """:func:`prepare` for a task with no option anywhere (asynq's defaults, pending now):
+    nothing to merge, resolve or validate. Builds what the general path would."""
+    tid = new_task_id()
+    payload = task.payload or b""
+    msg = TaskMessage(
+        type=task.type,
+        payload=payload,
+        id=tid,
+        queue=DEFAULT_QUEUE,
+        retry=DEFAULT_MAX_RETRY,
+        timeout=DEFAULT_TIMEOUT,
+    )
+    data = encode_task(msg)
+    call = enqueue_call(
+        msg, now_ns=now_ns, process_at=0, unique_ttl=0, data=data, register=register, wake=wake
+    )
+    info = TaskInfo(
+        id=tid,
+        queue=DEFAULT_QUEUE,
+        type=task.type,
+        payload=payload,
+        state=TaskState.PENDING,
+        max_retry=DEFAULT_MAX_RETRY,
+        timeout=_DEFAULT_TIMEOUT,
+        next_process_at=_dt(now_ns / 1_000_000_000),
+        headers={},
+    )
+    return Prepared(_REGISTER_DEFAULT, call, info, call.keys[0], data)
+
+
+_REGISTER_DEFAULT = Command(("SADD", keys.ALL_QUEUES, DEFAULT_QUEUE))
 
 
 def _message(task: Task, r: Resolved) -> TaskMessage:
@@ -438,3 +475,66 @@ def _own(reply: object) -> object:
         err.__cause__ = reply.__cause__
         return err
     return reply
+
+
+# --------------------------------------------------------------------------- coalescing
+
+
+WHOLE = -1
+SHARED = -2
+
+
+def merge_enqueues(groups: Sequence[Sequence[Op]]) -> tuple[list[Op], list[list[tuple[int, int]]]]:
+    """The ops of many callers (each a sequence of ops, see ``pyasynq._coalesce``) as one
+    pipeline in which consecutive plain ``enqueue`` calls of a queue share an
+    ``enqueue_batch`` call: one script, one registration and one wake-up instead of one
+    each. Returns the pipeline and, per caller and op, where its reply is: (op index,
+    index in that op's reply, or :data:`WHOLE`, or :data:`SHARED`: the whole reply of an
+    op that serves several callers).
+
+    The outcome is the one of running the callers' ops in order: enqueue_batch stores its
+    tasks one after the other as enqueue.lua would (a reused id gets 0), any other op
+    closes the open batches so that what follows it runs after it, and a SADD of
+    asynq:queues (sent beside the script in a Cluster) touches no task key."""
+    ops: list[Op] = []
+    where: list[list[tuple[int, int]]] = []
+    open_: dict[tuple[object, ...], Call] = {}  # (pending key, registers, queue, wake) -> batch
+    at: dict[int, int] = {}  # id(batch) -> its op index
+    registering: list[Call] = []  # batches that register their queue
+    sadds: dict[object, int] = {}  # queue -> op index of its SADD asynq:queues
+    for group in groups:
+        mine: list[tuple[int, int]] = []
+        for op in group:
+            if isinstance(op, Call) and op.script == "enqueue" and len(op.args) == 5:
+                # enqueue.lua: KEYS task hash, pending[, asynq:queues]; ARGV msg, id, now,
+                # queue, wake channel.
+                data, tid, now, queue, channel = op.args
+                shape = (op.keys[1], len(op.keys) == 3, queue, channel)
+                batch = open_.get(shape)
+                if batch is None or len(batch.keys) > BATCH_SIZE:
+                    batch = Call("enqueue_batch", [op.keys[1]], [now, queue, channel])
+                    open_[shape] = batch
+                    at[id(batch)] = len(ops)
+                    ops.append(batch)
+                    if shape[1]:
+                        registering.append(batch)
+                mine.append((at[id(batch)], (len(batch.args) - _BATCH_ARGS) >> 1))
+                batch.keys.append(op.keys[0])
+                batch.args.append(tid)
+                batch.args.append(data)
+                continue
+            if isinstance(op, Command) and op.args[:2] == ("SADD", keys.ALL_QUEUES):
+                # One SADD of a queue per pipeline does for all its callers.
+                index = sadds.get(op.args[2])
+                if index is None:
+                    index = sadds[op.args[2]] = len(ops)
+                    ops.append(op)
+                mine.append((index, SHARED))
+                continue
+            open_.clear()  # what comes next runs after this op
+            mine.append((len(ops), WHOLE))
+            ops.append(op)
+        where.append(mine)
+    for batch in registering:
+        batch.keys.append(keys.ALL_QUEUES)  # enqueue_batch: after the task hashes
+    return ops, where
