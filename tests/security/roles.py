@@ -21,13 +21,14 @@ SCRIPTS = "+evalsha +script|load"
 RULES = {
     "producer": (
         f"resetkeys ~asynq:* resetchannels &pyasynq:wake -@all {CONNECT} {SCRIPTS} +wait"
-        " +exists +set +sadd +hset +lpush +zadd +publish"
+        " +exists +set +sadd +hset +lpush +llen +zadd +publish"
     ),
     "worker": (
         f"resetkeys ~asynq:* resetchannels &asynq:cancel &pyasynq:wake -@all {CONNECT}"
         f" {SCRIPTS} +subscribe +unsubscribe +publish +exists +type +get +set +setex +del"
         " +expire +expireat +incr +incrby +sadd +srem +smembers +hget +hmget +hset +hdel"
-        " +hincrby +lpush +rpush +lpop +rpoplpush +lrange +lrem +zadd +zrem +zcard +zrange"
+        " +hincrby +lpush +rpush +lpop +rpoplpush +lrange +llen +lrem +zadd +zrem +zcard"
+        " +zrange"
         " +zrangebyscore +zremrangebyrank +zremrangebyscore +zscore"
     ),
     "dashboard": (
