@@ -26,6 +26,10 @@ from pyasynq._rdb import keys
 
 from .support import wait_for
 
+pytestmark = pytest.mark.single_node(
+    "real worker processes and their signals; the topology is not what is under test"
+)
+
 HERE = Path(__file__).parent
 Q = "default"
 EXIT_BOUND = 15.0  # shutdown_timeout (1 s) plus the bound, with room for a slow machine
