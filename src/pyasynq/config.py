@@ -18,6 +18,7 @@ from typing import Any
 
 from ._eventloop import EventLoopName
 from ._eventloop import check as _check_loop
+from .connection import ClusterOptions, SentinelOptions, parse_url
 from .limits import Limit
 from .log import LogLevel
 from .options import check_name
@@ -109,6 +110,10 @@ class ServerConfig:
     # The loop Server.run()/start() create (serve() uses the caller's): "auto" takes
     # uvloop when it is installed (pip install 'pyasynq[uvloop]'), else asyncio's.
     event_loop: EventLoopName = "auto"
+    # Where current_task().redis (the client lent to async def handlers) connects: None,
+    # the worker's own Redis over connections of its own; else a URL, SentinelOptions or
+    # ClusterOptions (a Redis of the handlers' own). docs/handlers.md.
+    handler_redis: str | SentinelOptions | ClusterOptions | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int):
@@ -168,6 +173,7 @@ class ServerConfig:
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics_port must be 0-65535, got {self.metrics_port}")
         _check_loop(self.event_loop)
+        _check_handler_redis(self.handler_redis)
 
     def seconds(self, name: str) -> float:
         """A duration field as float seconds."""
@@ -182,6 +188,17 @@ class ServerConfig:
     def positive_queues(self) -> dict[str, int]:
         """Queues as reported in ServerInfo: priority > 0, not GCD-normalised."""
         return {q: p for q, p in self.queues.items() if p > 0}
+
+
+def _check_handler_redis(value: object) -> None:
+    if value is None or isinstance(value, SentinelOptions | ClusterOptions):
+        return
+    if not isinstance(value, str):
+        raise TypeError(
+            "handler_redis must be a Redis URL, SentinelOptions, ClusterOptions or None "
+            f"(the worker's own Redis), got {type(value).__name__}"
+        )
+    parse_url(value)  # a bad URL fails here, not in the first handler that asks
 
 
 def _check_limits(limits: object) -> None:

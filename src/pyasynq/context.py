@@ -81,6 +81,7 @@ class TaskContext:
     result_writer: ResultWriter
     _done: Done = field(repr=False)
     _progress: Any = field(default=None, repr=False, compare=False)
+    _lender: Any = field(default=None, repr=False, compare=False)
 
     @property
     def cancelled(self) -> bool:
@@ -115,6 +116,29 @@ class TaskContext:
             check_progress(fraction, message)  # validated, recorded nowhere (no server)
             return
         self._progress.report(self.id, fraction, message)
+
+    @property
+    def redis(self) -> Any:
+        """A ``redis.asyncio.Redis`` client the worker lends to ``async def`` handlers.
+
+        The commands of handlers running at once that are issued in the same event-loop
+        iteration leave in one pipeline, each caller still getting its own reply or
+        error: cheaper than a client of the handler's own (see docs/handlers.md). It
+        reaches the worker's Redis over connections of its own, or
+        ``ServerConfig.handler_redis`` when set; on Redis Cluster it is a plain
+        ``RedisCluster``. Made on first use, closed by the worker at shutdown: do not
+        close it.
+
+        Raises:
+            RuntimeError: Outside a worker, or from a ``def`` handler (it runs on a
+                thread: use a ``redis.Redis`` client of your own there).
+        """
+        if self._lender is None:
+            raise RuntimeError(
+                f"task {self.id}: no worker lends a Redis client here (this TaskContext "
+                "was not made by a pyasynq Server); use a client of your own"
+            )
+        return self._lender.client()
 
     def seconds_left(self) -> float:
         """Seconds until the task's deadline (negative once it passed)."""

@@ -82,6 +82,12 @@ async def blocks_loop(task: pyasynq.Task) -> None:
     time.sleep(3600)  # noqa: ASYNC251 - the mistake under test
 
 
+@mux.handler("lent:incr")
+async def lent_incr(task: pyasynq.Task) -> None:
+    """One INCR on the client the worker lends to handlers."""
+    await current_task().redis.incr("app:lent")
+
+
 def later(retried: int, error: BaseException, task: pyasynq.Task) -> float:
     return 3600.0  # failed tasks wait in retry, where the test looks at them
 

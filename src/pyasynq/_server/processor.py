@@ -34,6 +34,7 @@ from pyasynq.task import Task
 from .base import ActiveTask, Runtime
 from .dangling import DanglingReport
 from .failures import Aborted, Canceled, DeadlineExceeded, FailureLog, error_text
+from .lender import Lender
 from .limiter import run_limited
 from .metrics_hook import report_task_done, report_task_start
 from .progress import ProgressReporter
@@ -285,6 +286,7 @@ class Processor:
         fuse = len(self._prio) == 1
         self._writes = WriteBatcher(rt.broker, refill=self.refill if fuse else None)
         self.progress = ProgressReporter(rt, self._writes.run)  # current_task().progress()
+        self.lender = Lender(rt.broker.redis, cfg.handler_redis, rt.log)  # current_task().redis
         self._deadlines = Deadlines()
         self._stops: set[asyncio.Future[None]] = set()  # one per running handler, for abort
         self._dangling = DanglingReport(rt.log)
@@ -524,7 +526,7 @@ class Processor:
         ctx = TaskContext(
             id=msg.id, type=msg.type, queue=msg.queue, retry_count=msg.retried,
             max_retry=msg.retry, deadline=_utc(deadline), result_writer=writer,
-            _done=active.cancel, _progress=self.progress,
+            _done=active.cancel, _progress=self.progress, _lender=self.lender,
         )  # fmt: skip
         handler = self.mux.resolve(msg.type, self.threads.run)
 
@@ -678,6 +680,7 @@ class Processor:
                 _resolve(stop)
             await asyncio.wait(set(self.running), timeout=5.0)
         await self._give_up_lingering()
+        await self.lender.aclose()  # the handlers' client, once they ended
         for thread, ctx in self.threads.busy():
             rt.log.warn(
                 "%s: its def handler is still running in thread %s; abandoned (Python cannot "
