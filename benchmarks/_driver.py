@@ -168,8 +168,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--mode", choices=["single", "batch"], default="single")
     # hold and cpu: the handlers of benchmarks/scale.py (pyasynq's adapter only)
-    # io: each handler makes one Redis round trip of its own (the "Redis I/O" drain)
-    p.add_argument("--kind", choices=["noop", "sleep", "lat", "hold", "cpu", "io"], default="noop")
+    # io: each handler makes one Redis round trip of its own (the "Redis I/O" drain);
+    # io-lent: the same on the client the worker lends to handlers (pyasynq's adapters only)
+    kinds = ["noop", "sleep", "lat", "hold", "cpu", "io", "io-lent"]
+    p.add_argument("--kind", choices=kinds, default="noop")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--warmup", type=int, default=0)
     p.add_argument("--batch", type=int, default=1000)

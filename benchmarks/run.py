@@ -686,6 +686,10 @@ class Bench:
             step("drain_io", self.drain_phase, python, name, "io", rss)
         else:
             out["drain_io"] = {"na": "no Redis I/O handler in its adapter"}
+        if info.io_lent:
+            step("drain_io_lent", self.drain_phase, python, name, "io-lent", rss)
+        else:
+            out["drain_io_lent"] = {"na": "no client lent to handlers"}
         step("latency", self.latency_phase, python, name, rss)
         rss = [r for r in rss if r]
         if rss:

@@ -19,6 +19,8 @@ class SystemInfo:
     # The "Redis I/O" handler: one round trip of its own on a client the benchmark owns
     # ("" = the adapter has none; that column is n/a).
     io: str = ""
+    # The same round trip on a client the worker lends to handlers ("" = none: n/a).
+    io_lent: str = ""
 
 
 SYSTEMS: dict[str, SystemInfo] = {
@@ -34,6 +36,7 @@ SYSTEMS: dict[str, SystemInfo] = {
             "sync Client; `python -m pyasynq worker --concurrency C`, on uvloop "
             "(event_loop auto; uvloop is in the venv)",
             io="await INCR on a redis.asyncio client of the handlers' module",
+            io_lent="await current_task().redis.incr(...): the client the worker lends",
         ),
         SystemInfo(
             "pyasynq-asyncio",
@@ -45,6 +48,7 @@ SYSTEMS: dict[str, SystemInfo] = {
             "the same, the worker with `--loop asyncio`: pyasynq without uvloop "
             "(not a peer: left out of the ratios and targets)",
             io="await INCR on a redis.asyncio client of the handlers' module",
+            io_lent="await current_task().redis.incr(...): the client the worker lends",
         ),
         SystemInfo(
             "asynq-go",

@@ -40,6 +40,13 @@ async def io(task: pyasynq.Task) -> None:
     _rec.done()
 
 
+# The same round trip on the client the worker lends to handlers (docs/handlers.md).
+@mux.handler("bench:io-lent")
+async def io_lent(task: pyasynq.Task) -> None:
+    await pyasynq.current_task().redis.incr("bench:io")
+    _rec.done()
+
+
 @mux.handler("bench:lat")
 async def lat(task: pyasynq.Task) -> None:
     _rec.started(int(task.payload or b"0"))
