@@ -23,8 +23,9 @@ from redis.exceptions import ConnectionError, ResponseError
 from pyasynq import Client, Task, current_task
 from pyasynq._async.connection import connect
 from pyasynq._rdb import keys
-from pyasynq._server.lender import CoalescingRedis, lend
+from pyasynq._server.lender import CoalescingRedis, Lender, lend
 from pyasynq.config import ServerConfig
+from pyasynq.log import Logger
 from pyasynq.mux import ServeMux
 
 from .support import Servers, wait_for
@@ -196,6 +197,23 @@ async def test_a_connection_cut_mid_flight_is_retried_once_per_command(
         await proxy.close()
     assert sorted(got) == list(range(1, 11))
     assert r.get("n") == b"10"  # none ran twice
+
+
+async def test_the_lender_makes_the_client_once_and_none_after_shutdown(
+    redis_url: str, r: redis.Redis
+) -> None:
+    worker, _ = connect(redis_url)
+    lender = Lender(worker, None, Logger())
+    try:
+        lent = lender.client()
+        assert lender.client() is lent
+        assert lent is not worker  # connections of its own
+        assert await lent.set("k", "v")
+        await lender.aclose()
+        with pytest.raises(RuntimeError, match="the worker has shut down"):
+            lender.client()
+    finally:
+        await worker.aclose()
 
 
 # -- in a worker ---------------------------------------------------------------------

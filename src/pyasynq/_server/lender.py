@@ -164,6 +164,7 @@ class Lender:
         self._other = other  # ServerConfig.handler_redis
         self._client: AnyRedis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False  # after shutdown: no new client
 
     def client(self) -> AnyRedis:
         """The lent client; RuntimeError off the worker's event loop (a ``def`` handler's
@@ -179,6 +180,11 @@ class Lender:
                 "redis.Redis client of its own (one per process; redis-py's sync client "
                 "is thread-safe)"
             )
+        if self._closed:
+            raise RuntimeError(
+                "current_task().redis is closed: the worker has shut down (a handler still "
+                "running after the shutdown cannot use it)"
+            )
         if self._client is None:
             self._loop = loop
             if self._other is None:
@@ -191,6 +197,7 @@ class Lender:
     async def aclose(self) -> None:
         """Close the client, if one was made (a failure is logged, not raised: the
         shutdown goes on)."""
+        self._closed = True
         client, self._client = self._client, None
         if client is None:
             return
