@@ -103,28 +103,25 @@ class CoalescingRedis(Redis):
         batch = [b for b in batch if not b[2].done()]  # a cancelled caller has left
         if not batch:
             return
-        if len(batch) == 1:
-            args, options, fut = batch[0]
-            try:
-                reply = await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-            except BaseException as exc:
-                if not fut.done():
-                    fut.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-            else:
-                if not fut.done():
-                    fut.set_result(reply)
-            return
-        pipe = self.pipeline(transaction=False)
-        for args, options, _ in batch:
-            pipe.pipeline_execute_command(*args, **options)  # type: ignore[no-untyped-call]
         try:
-            replies = await pipe.execute(raise_on_error=False)
+            if len(batch) == 1:  # alone: no pipeline to build
+                args, options, _ = batch[0]
+                replies = [await super().execute_command(*args, **options)]  # type: ignore[no-untyped-call]
+            else:
+                pipe = self.pipeline(transaction=False)
+                for args, options, _ in batch:
+                    pipe.pipeline_execute_command(*args, **options)  # type: ignore[no-untyped-call]
+                replies = await pipe.execute(raise_on_error=False)
         except BaseException as exc:
+            # The whole round failed (a lost connection after redis-py's retries, or
+            # this task cancelled): each caller gets its own copy of the error.
             for _, _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(_own(exc))
+                if fut.done():
+                    continue
+                if isinstance(exc, Exception):
+                    fut.set_exception(exc if len(batch) == 1 else _own(exc))
+                else:
+                    fut.cancel()
             if not isinstance(exc, Exception):
                 raise
             return
