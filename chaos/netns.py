@@ -35,10 +35,15 @@ QUEUE = 19  # NFQUEUE number the delayer binds (per namespace)
 
 def missing() -> str | None:
     """Why a namespace cannot be made here (None: it can)."""
+    root = "needs root for network namespaces (CAP_NET_ADMIN)"
     if shutil.which("ip") is None or os.geteuid() != 0:
-        return "needs root for network namespaces (CAP_NET_ADMIN)"
+        return root
     if shutil.which("iptables") is None:
-        return "needs iptables in the namespace (apt-get install iptables)"
+        return "needs iptables (make netns-tools, or apt-get install iptables)"
+    probe = f"{PREFIX}probe-{os.getpid()}"  # root in a container may still lack the capability
+    if subprocess.run(["ip", "netns", "add", probe], capture_output=True, check=False).returncode:
+        return root
+    _ip("netns", "del", probe, check=False)
     return None
 
 
