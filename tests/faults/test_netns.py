@@ -104,17 +104,17 @@ def test_delay_loss_and_partition_are_measurable_with_ping_inside(tmp_path: Path
             base = _rtt(ns)
             while base is None and time.monotonic() < deadline:
                 base = _rtt(ns)
-            assert base is not None and base < 0.015
+            assert base is not None
             ns.delay(6379, 20, 0)
             delayed = _rtt(ns)
-            # 20 ms each way: a round trip takes 40 ms more.
-            assert delayed is not None and 0.035 < delayed < 0.2
+            # 20 ms each way: a round trip takes 40 ms more (a busy machine adds its own).
+            assert delayed is not None and 0.035 < delayed - base < 0.2
             ns.heal()
             ns.partition(6379)
             assert _rtt(ns) is None
             ns.heal()
             healed = _rtt(ns)
-            assert healed is not None and healed < 0.015
+            assert healed is not None and healed < base + 0.02
         finally:
             server.kill()
             server.wait()
