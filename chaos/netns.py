@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from pathlib import Path
 from types import FrameType, TracebackType
 
 PREFIX = "pyasynq-chaos-"
@@ -72,6 +73,27 @@ def _delete(name: str) -> None:
     _ip("netns", "del", name, check=False)
 
 
+def _cgroup_root() -> Path | None:
+    """The cgroup v2 hierarchy (whole, or beside v1 controllers), for per-process rules."""
+    for root in (Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup")):
+        if (root / "cgroup.procs").exists() and (root / "cgroup.subtree_control").exists():
+            return root
+    return None
+
+
+def _remove_cgroup(cg: Path) -> None:
+    with contextlib.suppress(OSError):
+        for pid in (cg / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while cg.exists() and time.monotonic() < deadline:
+        try:
+            cg.rmdir()
+        except OSError:  # its processes are still exiting
+            time.sleep(0.05)
+
+
 def leftovers() -> list[str]:
     """Namespaces of this suite whose harness is gone (a run killed with SIGKILL)."""
     out = []
@@ -92,6 +114,7 @@ class NetNS:
         self.delayer: subprocess.Popen[bytes] | None = None
         self.netem = False
         self._old: dict[int, object] = {}
+        self.cgroups: list[Path] = []
 
     @property
     def prefix(self) -> list[str]:
@@ -107,6 +130,11 @@ class NetNS:
     def __enter__(self) -> NetNS:
         for old in leftovers():
             _delete(old)
+        root = _cgroup_root()
+        for cg in root.glob(f"{PREFIX}*") if root else []:
+            m = re.match(rf"{PREFIX}(\d+)-", cg.name)
+            if m and not _alive(int(m.group(1))):
+                _remove_cgroup(cg)
         if self.name in _ip("netns", "list", check=False).split():
             _delete(self.name)
         _ip("netns", "add", self.name)
@@ -134,6 +162,8 @@ class NetNS:
     def close(self) -> None:
         self._stop_delayer()
         _delete(self.name)
+        while self.cgroups:
+            _remove_cgroup(self.cgroups.pop())
         for sig, old in self._old.items():
             signal.signal(sig, old)  # type: ignore[arg-type]
         self._old.clear()
@@ -155,6 +185,29 @@ class NetNS:
     def partition(self, port: int) -> None:
         """Drop every packet each way (first rule: it wins over delay and loss)."""
         self._rules("-I", port, "-j", "DROP")
+
+    def cgroup_prefix(self, tag: str) -> list[str] | None:
+        """An argv prefix that runs a command in the namespace *and* in a cgroup of its own
+        (joined before the command starts, so every socket it opens belongs to it), for
+        :meth:`isolate`. None without a cgroup v2 hierarchy."""
+        root = _cgroup_root()
+        if root is None:
+            return None
+        cg = root / f"{self.name}-{tag}"
+        cg.mkdir(exist_ok=True)
+        self.cgroups.append(cg)
+        # sh joins the cgroup (outside the namespace's own /sys) then execs: same pid.
+        return ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cg / "cgroup.procs"),
+                *self.prefix]  # fmt: skip
+
+    def isolate(self, port: int, tag: str) -> None:
+        """Drop every packet that the processes started with ``cgroup_prefix(tag)`` send
+        to ``port``: that process alone is cut off (the others still reach Redis)."""
+        root = _cgroup_root()
+        assert root is not None
+        path = f"{self.name}-{tag}"
+        self.sh("iptables", "-I", "OUTPUT", "1", "-o", "lo", "-p", "tcp", "--dport", str(port),
+                "-m", "cgroup", "--path", path, "-j", "DROP")  # fmt: skip
 
     def heal(self) -> None:
         """No packet rule any more (delay, loss and partition gone)."""

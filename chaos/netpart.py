@@ -75,7 +75,8 @@ class Timeline:
 
 def partition_netns(base: Path, rate: float, phase: float, cuts: int) -> Result:
     """Delay (20 ± 5 ms each way) for ``phase`` s, loss (7 % each way) for ``phase`` s,
-    then ``cuts`` partitions of 2.5 leases; tasks at ``rate``/s throughout. Faults are
+    then ``cuts`` partitions of 2.5 leases of both workers, then ``cuts`` of one worker
+    alone (the other takes its tasks over); tasks at ``rate``/s throughout. Faults are
     ``quiet`` s apart, more than the checker's slack (a lease + 1 s), so each duplicate
     is tied to the fault that caused it, not to the one before."""
     why = missing()
@@ -84,21 +85,24 @@ def partition_netns(base: Path, rate: float, phase: float, cuts: int) -> Result:
     ctx = Ctx.make(base, "partition-netns")
     cut_s = LEASE * 2.5
     quiet = LEASE + 2.0
-    total = 2 * (phase + quiet) + cuts * (cut_s + quiet)
-    n = int(rate * total)
     with NetNS() as ns:
+        # Worker 0 in a cgroup of its own, to cut it off alone (none: both cuts only).
+        alone = ns.cgroup_prefix("w0")
+        total = 2 * (phase + quiet) + (2 if alone else 1) * cuts * (cut_s + quiet)
+        n = int(rate * total)
         red = NsRedis(ns, ctx.run_dir)
         w: Workers | None = None
         try:
-            w = Workers(ctx.run_dir, f"redis://127.0.0.1:{PORT}/0", 2, TIMINGS,
-                        prefix=[ns.prefix, ns.prefix])  # fmt: skip
+            w = Workers(ctx.run_dir, f"redis://127.0.0.1:{PORT}/0", 2,
+                        {**TIMINGS, "CHAOS_CONCURRENCY": "30"},
+                        prefix=[alone or ns.prefix, ns.prefix])  # fmt: skip
             w.start()
             raw = red.client()
             pids = {w.pid(i) for i in range(2)}
             if not wait_until(lambda: pids <= _server_pids(raw), 60):
                 raise RuntimeError(f"workers did not start; see {ctx.run_dir}/worker-*.err")
             prod = Producer(red.url, ctx.run_dir, n, prefix="q", batch=20, rate=rate,
-                            payload=lambda i: b"50")  # fmt: skip
+                            payload=lambda i: b"150")  # fmt: skip
             prod.start()
             since: dict[str, float] = {}
 
@@ -109,10 +113,10 @@ def partition_netns(base: Path, rate: float, phase: float, cuts: int) -> Result:
 
                 return run
 
-            def end(kind: str) -> Callable[[], None]:
+            def end(kind: str, note: str = "") -> Callable[[], None]:
                 def run() -> None:
                     ns.heal()
-                    ctx.faults.add(Fault(kind, since.pop(kind), time.time()))
+                    ctx.faults.add(Fault(kind, since.pop(kind), time.time(), note=note))
 
                 return run
 
@@ -127,6 +131,13 @@ def partition_netns(base: Path, rate: float, phase: float, cuts: int) -> Result:
             for k in range(cuts):
                 at = 2 * (phase + quiet) + k * (cut_s + quiet)
                 steps += [(at, begin(cut, lambda: ns.partition(PORT))), (at + cut_s, end(cut))]
+            one, pid0 = "one worker cut off 2.5 leases", f"worker pid {w.pid(0)}"
+            for k in range(cuts if alone else 0):
+                at = 2 * (phase + quiet) + (cuts + k) * (cut_s + quiet)
+                steps += [
+                    (at, begin(one, lambda: ns.isolate(PORT, "w0"))),
+                    (at + cut_s, end(one, pid0)),
+                ]
             drain(ctx, prod, 120 + total * 3, Timeline(steps))
             ns.heal()
             res = finish(ctx, "partition in a netns: delay, loss, cuts", prod, w)
@@ -135,7 +146,9 @@ def partition_netns(base: Path, rate: float, phase: float, cuts: int) -> Result:
                 f"{delay} ({'tc netem' if ns.netem else 'NFQUEUE delayer, no sch_netem'}) "
                 f"{phase:g} s, {loss} (iptables) {phase:g} s, {cuts} partitions of "
                 f"{cut_s:g} s (iptables DROP both ways, healed without resetting "
-                f"connections); {rate:g} tasks/s of 50 ms; lease {LEASE:g} s"
+                f"connections){f', {cuts} of worker 0 alone (its cgroup)' if alone else ''}; "
+                f"{rate:g} tasks/s of 150 ms (some always running when a cut starts); "
+                f"lease {LEASE:g} s"
             )
             return res
         finally:
