@@ -59,7 +59,7 @@ def test_the_namespace_and_what_ran_in_it_are_gone_after_use() -> None:
         ns.partition(6379)  # rules live in the namespace, not on the host
         assert "DROP" in ns.sh("iptables", "-S").stdout
         assert _iptables_host() == host_rules
-        sleeper = subprocess.Popen([*ns.prefix, "sleep", "300"])
+        sleeper = subprocess.Popen([*(ns.cgroup_prefix("s") or ns.prefix), "sleep", "300"])
         ns.delay(6379, 5, 0)
         delayer = ns.delayer
         assert delayer is not None and delayer.poll() is None
@@ -71,6 +71,8 @@ def test_the_namespace_and_what_ran_in_it_are_gone_after_use() -> None:
             ).stdout.split()
         )
     assert ns.name not in _namespaces()
+    root = netns._cgroup_root()
+    assert root is None or not list(root.glob(f"{ns.name}-*"))
     assert sleeper.wait(5) == -9  # killed with the namespace
     assert delayer.poll() is not None
     assert _iptables_host() == host_rules
@@ -115,6 +117,14 @@ def test_delay_loss_and_partition_are_measurable_with_ping_inside(tmp_path: Path
             ns.heal()
             healed = _rtt(ns)
             assert healed is not None and healed < base + 0.02
+            # One process cut off alone: its packets dropped, the others' not.
+            alone = ns.cgroup_prefix("t")
+            if alone is not None:
+                ns.isolate(6379, "t")
+                cut = subprocess.run([*alone, sys.executable, "-c", RTT], capture_output=True,
+                                     text=True, check=True)  # fmt: skip
+                assert cut.stdout.strip() == "timeout"
+                assert _rtt(ns) is not None
         finally:
             server.kill()
             server.wait()
