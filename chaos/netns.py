@@ -4,7 +4,8 @@ namespace's 127.0.0.1, so that packet delay, loss and a partition hit their traf
 through its unix socket, which no packet rule touches.
 
 * loss and partitions: iptables rules in the namespace (``statistic --probability`` and
-  ``DROP`` on the Redis port, both ways);
+  ``DROP`` on the Redis port, both ways); one process cut off alone: it runs in a cgroup
+  of its own and ``-m cgroup`` drops what it sends;
 * delay: ``tc netem`` when the kernel has it; this machine's kernel is built without
   ``sch_netem``, so by default an NFQUEUE rule hands each packet to :func:`delayer` (a
   process in the namespace) that lets it through ``ms ± jitter`` later, in order.
