@@ -120,6 +120,15 @@ faketime:
 		 (apt-get update -qq >/dev/null && apt-get install -y -qq faketime >/dev/null)) || \
 		echo "faketime could not be installed (needs root and apt): the clock-skew scenario will be skipped"; }
 
+# The partition-netns scenario (chaos/netns.py) needs iptables (as root, in its own network
+# namespace); installed from Debian when missing.
+.PHONY: netns-tools
+netns-tools:
+	@command -v iptables >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		(apt-get install -y -qq iptables >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null && apt-get install -y -qq iptables >/dev/null)) || \
+		echo "iptables could not be installed (needs root and apt): the partition-netns scenario will be skipped"; }
+
 chaos: $(STAMP) faketime
 	$(BIN)/python -m chaos --tier full $(CHAOS_ARGS)
 

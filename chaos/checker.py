@@ -125,3 +125,7 @@ def recovery(
             gap = max(finish_times[i], settled.get(n, 0.0)) - f.until
             worst = gap if worst is None else max(worst, gap)
     return worst
+
+
+class Skipped(Exception):
+    """A scenario that cannot run here; the message says what it needs."""
