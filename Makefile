@@ -129,10 +129,10 @@ netns-tools:
 		 (apt-get update -qq >/dev/null && apt-get install -y -qq iptables >/dev/null)) || \
 		echo "iptables could not be installed (needs root and apt): the partition-netns scenario will be skipped"; }
 
-chaos: $(STAMP) faketime
+chaos: $(STAMP) faketime netns-tools
 	$(BIN)/python -m chaos --tier full $(CHAOS_ARGS)
 
-chaos-short: $(STAMP) faketime
+chaos-short: $(STAMP) faketime netns-tools
 	$(BIN)/python -m chaos --tier short $(CHAOS_ARGS)
 
 # Fuzzing (tests/fuzz): the message decoder and the worker's dequeue path under atheris for

@@ -3,7 +3,7 @@
 # where it is already there. Called by the Makefile (`make test`, `make demo`) and .ci/run.
 #
 #   scripts/services.sh packages   Debian's redis-server, redis-sentinel, redis-tools,
-#                                  postgresql and chromium (as root, via apt-get)
+#                                  postgresql, chromium, faketime and iptables (as root, via apt-get)
 #   scripts/services.sh env        packages, then a PostgreSQL on loopback for the example
 #                                  tests; prints `export VAR=...` lines for the Makefile to eval
 #
@@ -20,6 +20,9 @@ need_packages() {
     command -v redis-cli >/dev/null || missing+=(redis-tools)
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
     command -v chromium >/dev/null || missing+=(chromium)
+    # The fault suite: libfaketime (clock skew) and iptables (partitions in a namespace).
+    command -v faketime >/dev/null || missing+=(faketime)
+    command -v iptables >/dev/null || missing+=(iptables)
     printf '%s\n' "${missing[@]}"
 }
 
