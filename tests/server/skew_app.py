@@ -1,8 +1,8 @@
 """The app of test_clock_skew.py, run by worker processes whose clocks libfaketime moves
 (``python -m pyasynq worker skew_app:mux --config skew_app:config``).
 
-Each handler start is noted in Redis (``skew:runs``: ``<task id> <Redis TIME>``), so the
-test counts runs and sees when, by Redis's clock, each started."""
+Each handler start is noted in Redis (``skew:runs``: ``<task id> <Redis TIME> <pid>
+<seconds left>``), so the test counts runs and sees when, by Redis's clock, each started."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ _r = redis.Redis.from_url(os.environ["APP_REDIS_URL"])
 @mux.handler("skew")
 def run(task: pyasynq.Task) -> None:
     sec, usec = _r.time()
-    _r.rpush("skew:runs", f"{current_task().id} {sec + usec / 1e6:.6f} {os.getpid()}")
+    ctx = current_task()
+    left = ctx.seconds_left()
+    _r.rpush("skew:runs", f"{ctx.id} {sec + usec / 1e6:.6f} {os.getpid()} {left:.3f}")
     time.sleep(0.3)  # in flight while the other workers' recoverers look at its lease
 
 

@@ -98,10 +98,14 @@ def test_skewed_workers_run_nothing_twice_and_nothing_early(
     # By Redis's clock. Scores are whole seconds (as in asynq): a task is due from the
     # start of the second that now + process_in falls in.
     early = {
-        tid for tid, at, _pid in runs if tid.startswith("later") and float(at) < int(before + LATER)
+        tid for tid, at, *_ in runs if tid.startswith("later") and float(at) < int(before + LATER)
     }
     assert not twice and not early, f"ran more than once: {twice}; started early: {early}"
     assert len(runs) == want
+    # A handler's seconds_left() counts by the same clock as its deadline: about the
+    # default timeout (30 min), not 5 minutes more or less.
+    lefts = [float(left) for *_, left in runs]
+    assert all(1790 < left <= 1800 for left in lefts), sorted(lefts)
     for offset in (300, -300):
         log = workers[offset].read_text()
         side = "ahead of" if offset > 0 else "behind"
