@@ -56,9 +56,9 @@ class Client:
     ``coalesce=False`` sends every call on its own. (The sync ``Client`` always does.)
 
     Times it writes (``process_in``/``process_at`` scores, deadlines, pending-since) are
-    Redis's (``TIME``, measured at the first enqueue and every ``clock_sync_interval``
-    seconds), so a host whose clock is off schedules correctly; ``None`` uses the host's
-    clock, as Go asynq's client does. A given ``clock`` is used as is.
+    Redis's (one ``TIME`` at the first enqueue and every ``clock_sync_interval`` seconds),
+    so a host whose clock is off schedules correctly; ``None`` uses the host's clock, as
+    Go asynq's client does. A given ``clock`` is used as is.
     """
 
     def __init__(
@@ -310,7 +310,8 @@ class Client:
         clock = self._redis_clock
         assert clock is not None
         try:
-            samples = self._broker.clock_samples()
+            # One sample: scores are whole seconds, and a one-off client pays one round trip.
+            samples = self._broker.clock_samples(1)
         except BrokerError as exc:
             clock.checked()
             if not clock.failing:
