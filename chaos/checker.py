@@ -50,7 +50,7 @@ def _cause(
 ) -> int | None:
     """The fault (its index) that explains a run that was not the last of its task."""
     for i, f in enumerate(faults):
-        if f.pids and pid not in f.pids:
+        if not f.explains or (f.pids and pid not in f.pids):
             continue
         if f.pids:
             # A fault on this worker: the run was in flight when it hit.

@@ -28,13 +28,16 @@ from pyasynq.embedded import find_server_binary  # noqa: E402
 @dataclass
 class Fault:
     """One injected fault: ``kind`` from ``at`` to ``until`` (both unix times), on the
-    worker ``pids`` it hit (empty: every worker, or Redis itself)."""
+    worker ``pids`` it hit (empty: every worker, or Redis itself). A fault with
+    ``explains=False`` is one the guarantee covers (clock skew): the checker attributes
+    no duplicate to it."""
 
     kind: str
     at: float
     until: float
     pids: tuple[int, ...] = ()
     note: str = ""
+    explains: bool = True
 
 
 @dataclass

@@ -36,6 +36,7 @@ PUBLIC = [
     "QueueNotFoundError",
     "QueueStateError",
     "RealClock",
+    "RedisClock",
     "RedisOutOfMemoryError",
     "ReplicationError",
     "ResultTimeoutError",

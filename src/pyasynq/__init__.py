@@ -4,7 +4,7 @@ from ._async.client import AsyncClient
 from ._async.inspector import AsyncInspector
 from ._sync.client import Client
 from ._sync.inspector import Inspector
-from .clock import Clock, FakeClock, RealClock
+from .clock import Clock, FakeClock, RealClock, RedisClock
 from .config import ServerConfig, default_retry_delay
 from .connection import ClusterOptions, SentinelOptions
 from .context import ResultWriter, TaskContext, current_task
@@ -86,6 +86,7 @@ __all__ = [
     "QueueNotFoundError",
     "QueueStateError",
     "RealClock",
+    "RedisClock",
     "RedisOutOfMemoryError",
     "ReplicationError",
     "ResultTimeoutError",

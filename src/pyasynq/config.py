@@ -97,6 +97,9 @@ class ServerConfig:
     syncer_interval: float | timedelta = 5.0
     subscriber_retry_interval: float | timedelta = 5.0
     max_crash_recoveries: int | None = None  # off: asynq's rule (see the docstring)
+    # pyasynq only: how often the offset to Redis's clock (TIME) is measured again; leases,
+    # schedules and retries use Redis's time. None: the host's clock, as Go asynq does.
+    clock_sync_interval: float | timedelta | None = 10.0
     # Fleet-wide limits per task type (exact type -> Limit), enforced in Redis per queue
     # across every pyasynq worker; they win over a limit given to mux.handle. docs/limits.md.
     limits: Mapping[str, Limit] = field(default_factory=dict)
@@ -163,6 +166,8 @@ class ServerConfig:
         _secs(self.recoverer_interval, "recoverer_interval")
         _secs(self.syncer_interval, "syncer_interval")
         _secs(self.subscriber_retry_interval, "subscriber_retry_interval")
+        if self.clock_sync_interval is not None:
+            _secs(self.clock_sync_interval, "clock_sync_interval")
         if self.max_crash_recoveries is not None:
             _int(self.max_crash_recoveries, "max_crash_recoveries")
             if self.max_crash_recoveries < 1:

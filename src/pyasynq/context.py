@@ -4,9 +4,10 @@ GetRetryCount, GetMaxRetry, GetQueueName, the context deadline and the ResultWri
 from __future__ import annotations
 
 import contextvars
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 __all__ = ["ResultWriter", "TaskContext", "current_task"]
@@ -82,6 +83,7 @@ class TaskContext:
     _done: Done = field(repr=False)
     _progress: Any = field(default=None, repr=False, compare=False)
     _lender: Any = field(default=None, repr=False, compare=False)
+    _now: Callable[[], float] = field(default=time.time, repr=False, compare=False)
 
     @property
     def cancelled(self) -> bool:
@@ -141,8 +143,9 @@ class TaskContext:
         return self._lender.client()
 
     def seconds_left(self) -> float:
-        """Seconds until the task's deadline (negative once it passed)."""
-        return self.deadline.timestamp() - datetime.now(UTC).timestamp()
+        """Seconds until the task's deadline (negative once it passed), by the server's
+        clock (Redis's time), as the deadline was set."""
+        return self.deadline.timestamp() - self._now()
 
 
 _current: contextvars.ContextVar[TaskContext] = contextvars.ContextVar("pyasynq_task")

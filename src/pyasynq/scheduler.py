@@ -50,13 +50,14 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from . import _clocksync
 from ._async.broker import AsyncBroker
 from ._async.connection import Target
 from ._scheduler import cron
 from ._scheduler.config import SchedulerConfig
 from ._scheduler.engine import Engine, EntryTable
 from ._scheduler.entries import Entry, EntryInfo, entry_identity, entry_option_strings
-from .clock import Clock, RealClock
+from .clock import Clock, RealClock, RedisClock
 from .embedded import default_url
 from .errors import BrokerError, ServerClosedError
 from .log import Logger
@@ -117,7 +118,9 @@ class Scheduler:
         self.location = self.config.tz()
         self.log = Logger(self.config.logger, self.config.log_level)
         self._redis = redis if redis is not None else default_url()
-        self._clock: Clock = clock or RealClock()
+        self._clock: Clock = clock or (
+            RealClock() if self.config.clock_sync_interval is None else RedisClock()
+        )
         self._table = EntryTable()
         self._engine: Engine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -320,6 +323,7 @@ class Scheduler:
             raise BrokerError(
                 f"cannot reach Redis at {broker}: no answer within {STARTUP_TIMEOUT} s"
             ) from None
+        await _clocksync.start(self._clock, broker, self.log, "scheduler")
         if setup is not None:
             await setup()
         self.log.info("Scheduler starting")
@@ -335,8 +339,13 @@ class Scheduler:
 
     async def _loop_until_stopped(self, engine: Engine) -> None:
         assert self._wake is not None and self._stop is not None
+        sync = self.config.clock_sync_interval
+        every = None if sync is None else self.config.seconds("clock_sync_interval")
+        clock = self._clock
         while not self._stop.is_set():
             self._wake.clear()
+            if every is not None and isinstance(clock, RedisClock) and clock.due(every):
+                await _clocksync.refresh(clock, engine.broker, self.log, 1.0)
             try:
                 delay = await engine.step()
             except Exception as exc:  # a bug must not end the schedule

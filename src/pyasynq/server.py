@@ -17,7 +17,7 @@ import time
 from functools import partial
 from typing import Any
 
-from . import _eventloop
+from . import _clocksync, _eventloop
 from ._async.broker import AsyncBroker
 from ._async.connection import Target
 from ._server import metrics_hook, watchdog
@@ -34,7 +34,7 @@ from ._server.subscriber import Subscriber
 from ._server.syncer import Syncer
 from ._server.threads import ThreadRunner
 from ._server.watchdog import Watchdog
-from .clock import Clock, RealClock
+from .clock import Clock, RealClock, RedisClock
 from .config import ServerConfig
 from .embedded import default_url
 from .errors import BrokerError, ServerClosedError
@@ -69,7 +69,11 @@ class Server:
             raise TypeError("give either config=ServerConfig(...) or keyword options, not both")
         self.config, self._metrics = metrics_hook.attach(config or ServerConfig(**options))
         self._redis = redis if redis is not None else default_url()
-        self._clock: Clock = clock or RealClock()
+        # Redis's time unless told otherwise: a host clock that is off must not expire
+        # leases or forward scheduled tasks early.
+        self._clock: Clock = clock or (
+            RealClock() if self.config.clock_sync_interval is None else RedisClock()
+        )
         self.log = Logger(self.config.logger, self.config.log_level)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -314,6 +318,7 @@ class Server:
             raise BrokerError(
                 f"cannot reach Redis at {broker}: no answer within {STARTUP_TIMEOUT} s"
             ) from None
+        await _clocksync.start(self._clock, broker, self.log, "worker")
         rt = Runtime(self.config, broker, self.log, self._clock, self._redis)
         self._rt = rt
         await self._check_redis(broker)

@@ -45,6 +45,15 @@ def test_a_duplicate_with_no_fault_or_on_another_worker_is_unexpected() -> None:
         assert not res.ok
 
 
+def test_a_fault_the_guarantee_covers_explains_no_duplicate() -> None:
+    # Clock skew: pyasynq keeps Redis's time, so a rerun during it is unexpected.
+    runs = _runs(b=[("S", 1, 10.0), ("S", 2, 13.0), ("F", 2, 13.1)])
+    skew = [Fault("worker clock skew ±300 s", 5.0, 20.0, explains=False)]
+    res = classify("x", {"b"}, {"b": 9.0}, runs, skew, lease=2.0)
+    assert (res.duplicated, res.unexpected, res.causes) == (1, 1, {})
+    assert res.faults == 1 and not res.ok
+
+
 def test_lost_and_strangers() -> None:
     runs = _runs(z=[("S", 1, 10.0), ("F", 1, 10.1)])
     res = classify("x", {"a"}, {"a": 9.0}, runs, [], lease=2.0)

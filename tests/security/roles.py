@@ -20,12 +20,12 @@ CONNECT = "+hello +ping +select +info +config|get"
 SCRIPTS = "+evalsha +script|load"
 RULES = {
     "producer": (
-        f"resetkeys ~asynq:* resetchannels &pyasynq:wake -@all {CONNECT} {SCRIPTS} +wait"
+        f"resetkeys ~asynq:* resetchannels &pyasynq:wake -@all {CONNECT} +time {SCRIPTS} +wait"
         " +exists +set +sadd +hset +lpush +llen +zadd +publish"
     ),
     "worker": (
         f"resetkeys ~asynq:* resetchannels &asynq:cancel &pyasynq:wake -@all {CONNECT}"
-        f" {SCRIPTS} +subscribe +unsubscribe +publish +exists +type +get +set +setex +del"
+        f" +time {SCRIPTS} +subscribe +unsubscribe +publish +exists +type +get +set +setex +del"
         " +expire +expireat +incr +incrby +sadd +srem +smembers +hget +hmget +hset +hdel"
         " +hincrby +lpush +rpush +lpop +rpoplpush +lrange +llen +lrem +zadd +zrem +zcard"
         " +zrange"

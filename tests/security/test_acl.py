@@ -137,3 +137,30 @@ def test_info_and_config_get_are_optional(acl_server: SingleServer, admin: redis
     assert roles.worker(bare("worker"))["ok"] == 2
     roles.producer(admin_url(acl_server))
     assert len(asyncio.run(roles.dashboard(bare("dashboard")))) == 5
+
+
+def test_time_is_optional_the_host_clock_is_used_and_said_once(
+    acl_server: SingleServer, admin: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An ACL written before pyasynq read Redis's clock: enqueues and workers still work.
+    url = user(admin, acl_server, "producer", _without("producer", "+time"))
+    with caplog.at_level("WARNING", logger="pyasynq"), Client(url, clock_sync_interval=0.01) as c:
+        c.enqueue(Task("t"), queue="acl", process_in=60)
+        rc = c._redis_clock
+        assert rc is not None and rc.failing
+        wait_for(lambda: rc.due(0.01), 1, "clock_sync_interval to pass")  # a second attempt
+        c.enqueue(Task("t"), queue="acl")
+    lines = [r.getMessage() for r in caplog.records if "Redis's clock" in r.getMessage()]
+    assert len(lines) == 1 and "+time" in lines[0] and "docs/security.md" in lines[0], lines
+    assert "producer-pw" not in lines[0]
+    log = ListLogger()
+    roles.seed_for_worker(admin_url(acl_server))
+    worker_url = user(admin, acl_server, "worker", _without("worker", "+time"))
+    server = Server(worker_url, queues={"acl": 1}, shutdown_timeout=1, logger=log)
+    server.start(lambda t: None)
+    try:
+        wait_for(lambda: not admin.llen("asynq:{acl}:pending"), 10, "the worker to drain")
+    finally:
+        server.shutdown()
+    [line] = [m for _, m in log.lines if "Redis's clock" in m]
+    assert "+time" in line and "worker-pw" not in line

@@ -48,6 +48,9 @@ class SchedulerConfig:
     * ``tick_marker_ttl``: how long the marker that a tick was enqueued is kept (pyasynq;
       10 min). A scheduler that reaches a tick later than this skips it, since it can no
       longer tell whether another scheduler enqueued it.
+    * ``clock_sync_interval``: how often the offset to Redis's clock (``TIME``) is measured
+      again (pyasynq; 10 s). Ticks fire by Redis's time, so a scheduler on a host whose
+      clock is off fires on time. None: the host's clock, as Go asynq does.
     """
 
     location: str | tzinfo = "UTC"
@@ -58,6 +61,7 @@ class SchedulerConfig:
     logger: Any = None  # stdlib Logger or any object with asynq's five levels
     log_level: LogLevel | str = LogLevel.INFO
     tick_marker_ttl: float | timedelta = 600.0
+    clock_sync_interval: float | timedelta | None = 10.0
 
     def __post_init__(self) -> None:
         self.tz()  # validates the name
@@ -68,6 +72,8 @@ class SchedulerConfig:
         LogLevel.parse(self.log_level)
         _seconds(self.heartbeat_interval, "heartbeat_interval", 0.001)
         _seconds(self.tick_marker_ttl, "tick_marker_ttl", 1.0)
+        if self.clock_sync_interval is not None:
+            _seconds(self.clock_sync_interval, "clock_sync_interval", 0.001)
 
     def tz(self) -> tzinfo:
         """``location`` as a tzinfo."""

@@ -15,9 +15,10 @@ import threading
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from pyasynq import _eventloop
+from pyasynq import _clocksync, _eventloop
 from pyasynq._rdb.codec import ServerInfo, WorkerInfo
 from pyasynq._rdb.ops import processing, state
+from pyasynq.clock import RedisClock
 from pyasynq.errors import BrokerError, RedisOutOfMemoryError
 
 from .base import ActiveTask, Runtime
@@ -39,6 +40,8 @@ class Heartbeater:
         self._thread: threading.Thread | None = None
         self.beats = 0
         self._full = False  # the last state write was refused because Redis is full
+        sync = rt.config.clock_sync_interval
+        self._sync = None if sync is None else rt.config.seconds("clock_sync_interval")
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._main, name="pyasynq-heartbeater", daemon=True)
@@ -80,7 +83,10 @@ class Heartbeater:
 
     async def beat(self, broker: AsyncBroker) -> None:
         rt = self.rt
-        now = rt.clock.now()
+        clock = rt.clock
+        if self._sync is not None and isinstance(clock, RedisClock) and clock.due(self._sync):
+            await _clocksync.refresh(clock, broker, rt.log, self.lease)
+        now = clock.now()
         tasks = rt.workers.snapshot()
         ident = rt.identity
         info = ServerInfo(

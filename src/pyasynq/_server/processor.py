@@ -527,6 +527,7 @@ class Processor:
             id=msg.id, type=msg.type, queue=msg.queue, retry_count=msg.retried,
             max_retry=msg.retry, deadline=_utc(deadline), result_writer=writer,
             _done=active.cancel, _progress=self.progress, _lender=self.lender,
+            _now=self.rt.clock.now,
         )  # fmt: skip
         handler = self.mux.resolve(msg.type, self.threads.run)
 

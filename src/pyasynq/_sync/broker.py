@@ -8,6 +8,7 @@ Redis failures into :class:`~pyasynq.errors.BrokerError`; what to send lives in 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -123,6 +124,18 @@ class Broker:
             raise self._error(message, exc) from exc
         self.reached = True
         return reply
+
+    def clock_samples(self, n: int = 3) -> list[tuple[int, int, int]]:
+        """``n`` readings of Redis's clock, each as ``(sent, redis, received)`` ns, local
+        times from ``time.monotonic_ns()`` (for :meth:`pyasynq.clock.RedisClock.update`)."""
+        op = rsettings.read_time()
+        samples = []
+        for _ in range(n):
+            sent = time.monotonic_ns()
+            reply = self.run(op)
+            received = time.monotonic_ns()
+            samples.append((sent, rsettings.time_result(reply), received))
+        return samples
 
     def _full(self, what: str, exc: BaseException, info: Any = None) -> RedisOutOfMemoryError:
         """The error for a write refused because Redis is full, with its limit and policy

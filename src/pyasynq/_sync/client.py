@@ -23,7 +23,7 @@ from pyasynq._rdb.ops.enqueue import (
     plan_results,
     prepare,
 )
-from pyasynq.clock import Clock, RealClock
+from pyasynq.clock import Clock, RealClock, RedisClock
 from pyasynq.embedded import default_url
 from pyasynq.errors import (
     BrokerError,
@@ -54,6 +54,11 @@ class Client:
     one of this client's round trips is in flight share the next one (one pipeline);
     a lone enqueue is sent at once. Each call keeps its own result, error and retries.
     ``coalesce=False`` sends every call on its own. (The sync ``Client`` always does.)
+
+    Times it writes (``process_in``/``process_at`` scores, deadlines, pending-since) are
+    Redis's (one ``TIME`` at the first enqueue and every ``clock_sync_interval`` seconds),
+    so a host whose clock is off schedules correctly; ``None`` uses the host's clock, as
+    Go asynq's client does. A given ``clock`` is used as is.
     """
 
     def __init__(
@@ -66,7 +71,10 @@ class Client:
         wait_timeout: float = 1.0,
         enqueue_hooks: Sequence[EnqueueHook] = (),
         coalesce: bool = True,
+        clock_sync_interval: float | None = 10.0,
     ) -> None:
+        if clock_sync_interval is not None and not clock_sync_interval > 0:
+            raise ValueError("clock_sync_interval must be positive seconds, or None")
         if failover_timeout < 0 or wait_replicas < 0 or wait_timeout <= 0:
             raise ValueError("failover_timeout and wait_replicas must be >= 0 and wait_timeout > 0")
         self._broker = Broker(redis if redis is not None else default_url())
@@ -74,7 +82,13 @@ class Client:
         self._sender = Batcher(self._broker, coalesce=coalesce)
         # Whether Redis hashes keys to slots; None: not known yet (see _slotted).
         self._cluster: bool | None = True if _is_cluster(self._broker.redis) else None
-        self._clock: Clock = clock or RealClock()
+        # Redis's time for process_in/process_at scores and deadlines, unless given a clock
+        # or clock_sync_interval=None (the host's clock, as Go asynq's client).
+        self._redis_clock = (
+            RedisClock() if clock is None and clock_sync_interval is not None else None
+        )
+        self._clock: Clock = clock or self._redis_clock or RealClock()
+        self._sync_every = clock_sync_interval or 0.0
         self._failover_timeout = failover_timeout
         self._wait_replicas = wait_replicas
         self._wait_timeout = wait_timeout
@@ -202,6 +216,9 @@ class Client:
             if self._checked and self._cluster is not None
             else self._sender.once("slotted", self._slotted)
         )
+        rc = self._redis_clock
+        if rc is not None and rc.due(self._sync_every):
+            self._sender.once("clock", self._sync_clock)
         if not self._hooks:
             p = prepare(task, options, self._clock.now_ns(), register=not cluster, wake=True)
             self._check_size([p.call], f"task {task.type!r}")
@@ -286,6 +303,27 @@ class Client:
             self._max_bulk = limits.max_bulk_result(reply)
         if size > self._max_bulk:
             raise limits.too_big(what, size, self._max_bulk, self._broker.where)
+
+    def _sync_clock(self) -> None:
+        """Measure the offset to Redis's clock again; a failure (TIME refused) is logged
+        once and leaves the host's clock (or the last offset) in use."""
+        clock = self._redis_clock
+        assert clock is not None
+        try:
+            # One sample: scores are whole seconds, and a one-off client pays one round trip.
+            samples = self._broker.clock_samples(1)
+        except BrokerError as exc:
+            clock.checked()
+            if not clock.failing:
+                clock.failing = True
+                logger.warning(
+                    "could not read Redis's clock (TIME), so process_in/process_at scores "
+                    "follow this host's clock until it can (allow +time for this user: "
+                    "docs/security.md): %s", exc,
+                )  # fmt: skip
+            return
+        clock.failing = False
+        clock.update(samples)
 
     def _slotted(self) -> bool:
         """Whether Redis hashes keys to slots (a Cluster, also one reached through a
@@ -382,6 +420,9 @@ class Client:
         if not items:
             return []
         cluster = self._cluster if self._checked and self._cluster is not None else self._slotted()
+        rc = self._redis_clock
+        if rc is not None and rc.due(self._sync_every):
+            self._sync_clock()
         if not self._hooks:
             plan = plan_many(items, self._clock.now_ns(), cluster=cluster)
             self._check_size(plan.ops, "a task of the batch")

@@ -178,3 +178,15 @@ def out_of_memory_message(what: str, info: object) -> str:
         "and nothing was stored. Free memory (delete tasks you no longer need), raise "
         "maxmemory, or let the workers drain the queues; workers keep running meanwhile"
     )
+
+
+def read_time() -> Command:
+    """Redis's clock (``TIME``). In a Cluster any node answers: masters on synced hosts
+    agree, and pyasynq only needs one clock that every one of its processes shares."""
+    return Command(("TIME",))
+
+
+def time_result(reply: Any) -> int:
+    """``TIME``'s ``[seconds, microseconds]`` as Unix nanoseconds."""
+    sec, usec = reply
+    return int(sec) * 1_000_000_000 + int(usec) * 1_000
