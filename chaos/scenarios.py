@@ -18,7 +18,7 @@ import redis
 from pyasynq._rdb import keys
 
 from .checker import Result, classify
-from .ledger import FinishTail, Producer, read_acks, read_runs
+from .ledger import FinishTail, Producer, read_acks, read_recoveries, read_runs
 from .procs import Fault, FaultLog, Redis, Workers
 from .proxy import Proxy
 
@@ -101,6 +101,7 @@ def finish(ctx: Ctx, name: str, producers: Producer | list[Producer], workers: W
     res = classify(
         name, attempted, read_acks(ctx.run_dir), read_runs(ctx.run_dir), ctx.faults.faults,
         lease=LEASE, stale_refused=stale, lost_allowed=lost_allowed,
+        recovered=read_recoveries(ctx.run_dir),
     )  # fmt: skip
     res.notes.extend(ctx.notes + (notes or []))
     errors: dict[str, int] = {}
