@@ -112,27 +112,31 @@ clean:
 # The fault suite (chaos/, docs/reliability.md): real workers and redis-server processes,
 # faults injected, every task counted from records kept outside Redis. chaos-short is the
 # CI tier (a few minutes); chaos is the full tier. The table goes to build/chaos/.
-# libfaketime (for the clock-skew scenario) is installed from Debian when missing (as root).
+# Debian's redis-server and redis-sentinel (`make services`) and libfaketime (for the
+# clock-skew scenario) are installed when missing (as root); under CI=true a faketime that
+# cannot be installed is an error instead of a skipped scenario.
 .PHONY: chaos chaos-short faketime
 faketime:
 	@command -v faketime >/dev/null || { [ "$$(id -u)" = 0 ] && \
 		(apt-get install -y -qq faketime >/dev/null 2>&1 || \
-		 (apt-get update -qq >/dev/null && apt-get install -y -qq faketime >/dev/null)) || \
-		echo "faketime could not be installed (needs root and apt): the clock-skew scenario will be skipped"; }
+		 (apt-get update -qq >/dev/null && apt-get install -y -qq faketime >/dev/null)); } || \
+		{ echo "faketime could not be installed (needs root and apt): the clock-skew scenario will be skipped" >&2; \
+		  [ "$${CI:-}" != true ]; }
 
 # The partition-netns scenario (chaos/netns.py) needs iptables (as root, in its own network
-# namespace); installed from Debian when missing.
+# namespace); installed from Debian when missing (scripts/services.sh also installs it).
 .PHONY: netns-tools
 netns-tools:
 	@command -v iptables >/dev/null || { [ "$$(id -u)" = 0 ] && \
 		(apt-get install -y -qq iptables >/dev/null 2>&1 || \
-		 (apt-get update -qq >/dev/null && apt-get install -y -qq iptables >/dev/null)) || \
-		echo "iptables could not be installed (needs root and apt): the partition-netns scenario will be skipped"; }
+		 (apt-get update -qq >/dev/null && apt-get install -y -qq iptables >/dev/null)); } || \
+		{ echo "iptables could not be installed (needs root and apt): the partition-netns scenario will be skipped" >&2; \
+		  [ "$${CI:-}" != true ]; }
 
-chaos: $(STAMP) faketime netns-tools
+chaos: $(STAMP) services faketime netns-tools
 	$(BIN)/python -m chaos --tier full $(CHAOS_ARGS)
 
-chaos-short: $(STAMP) faketime netns-tools
+chaos-short: $(STAMP) services faketime netns-tools
 	$(BIN)/python -m chaos --tier short $(CHAOS_ARGS)
 
 # Fuzzing (tests/fuzz): the message decoder and the worker's dequeue path under atheris for

@@ -5,13 +5,17 @@
 * duplicated: more than one run; every run but the last must fall in a fault the harness
   logged (a worker killed, stopped or shut down while it ran the task, a partition, a
   Redis kill, freeze or failover around it, within a lease of its end), which names the
-  cause; a duplicate with no such fault is *unexpected*;
+  cause; a duplicate with no such fault is *unexpected*. A run that finished before its
+  worker was killed counts as hit by the kill only if its outcome never reached Redis,
+  which a worker's recoverer log shows: it took the task's expired lease back after the
+  kill, with no recovery of it between the run's start and the kill;
 * unexpected: also a run of an id the producer never sent."""
 
 from __future__ import annotations
 
 import bisect
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,21 +49,37 @@ class Result:
         return {**self.__dict__, "ok": self.ok}
 
 
+UNWRITTEN = " (outcome unwritten)"
+
+
 def _cause(
-    pid: int, start: float, end: float | None, faults: list[Fault], slack: float
-) -> int | None:
-    """The fault (its index) that explains a run that was not the last of its task."""
+    pid: int, start: float, end: float | None, faults: list[Fault], slack: float, *,
+    recovered: Sequence[float] = (), next_start: float | None = None,
+) -> tuple[int, str] | None:  # fmt: skip
+    """The fault (its index, and the cause's name) that explains a run that was not the
+    last of its task; ``recovered``: when a recoverer took the task's lease back."""
     for i, f in enumerate(faults):
         if not f.explains or (f.pids and pid not in f.pids):
             continue
         if f.pids:
             # A fault on this worker: the run was in flight when it hit.
             if start <= f.until + 0.05 and (end is None or end >= f.at - 0.05):
-                return i
+                return i, f.kind
+            # The handler had finished, its outcome write had not reached Redis yet when
+            # the worker died: the recoverer took the lease back after the kill (and not
+            # before it, which would be another story), before the next run.
+            if (
+                end is not None
+                and end < f.at
+                and any(f.at <= r <= (next_start or float("inf")) for r in recovered)
+                and not any(start <= r < f.at for r in recovered)
+            ):
+                return i, f.kind + UNWRITTEN
+            continue
         # A fault of Redis or the network: the run (or the write of its outcome, up to a
         # lease later) overlapped it.
-        elif start <= f.until + slack and (end is None or end >= f.at - slack):
-            return i
+        if start <= f.until + slack and (end is None or end >= f.at - slack):
+            return i, f.kind
     return None
 
 
@@ -73,6 +93,7 @@ def classify(
     lease: float,
     stale_refused: int = 0,
     lost_allowed: bool = False,
+    recovered: dict[str, list[float]] | None = None,
 ) -> Result:
     slack = lease + 1.0
     lost = sorted(t for t in acked if t not in runs.finishes)
@@ -91,13 +112,15 @@ def classify(
                 done_once += 1
             continue
         duplicated += 1
-        for pid, at in starts[:-1]:
+        rec = (recovered or {}).get(tid, [])
+        for n, (pid, at) in enumerate(starts[:-1]):
             end = next((f_at for f_pid, f_at in fins if f_pid == pid and f_at >= at), None)
-            cause = _cause(pid, at, end, faults, slack)
-            if cause is None:
+            found = _cause(pid, at, end, faults, slack, recovered=rec, next_start=starts[n + 1][1])
+            if found is None:
                 unexplained.append(tid)
                 break
-            causes[faults[cause].kind] += 1
+            cause, kind = found
+            causes[kind] += 1
             last = max((f_at for _, f_at in fins), default=None)
             if last is not None:
                 settled[cause] = max(settled.get(cause, 0.0), last)

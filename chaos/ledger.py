@@ -6,6 +6,7 @@ whole or not at all (a line cut short by a crash is skipped on reading)."""
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections import defaultdict
@@ -152,6 +153,24 @@ def read_acks(run_dir: Path) -> dict[str, float]:
             if len(parts) == 3:
                 acks.setdefault(parts[1], float(parts[2]))
     return acks
+
+
+# The line a worker's recoverer logs when it takes back a task whose lease expired.
+_RECOVERED = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) .*recoverer: task (\S+) in \S+ had an expired lease"
+)
+
+
+def read_recoveries(run_dir: Path) -> dict[str, list[float]]:
+    """When each task's expired lease was taken back, from the workers' logs (their
+    local-time stamps, to the millisecond)."""
+    out: dict[str, list[float]] = defaultdict(list)
+    for f in run_dir.glob("worker-*.err"):
+        for line in f.read_text(errors="replace").splitlines():
+            if (m := _RECOVERED.match(line)) is not None:
+                at = time.mktime(time.strptime(m[1], "%Y-%m-%d %H:%M:%S")) + int(m[2]) / 1000
+                out[m[3]].append(at)
+    return out
 
 
 def finished(run_dir: Path) -> set[str]:

@@ -44,7 +44,7 @@ SHORT: Tier = {
     "cluster-reshard": lambda b: s.reshard(b, 4_000, 2),
 }
 FULL: Tier = {
-    "worker-sigkill": lambda b: s.worker_kill(b, 500_000),
+    "worker-sigkill": lambda b: s.worker_kill(b, 1_000_000),
     "worker-sigstop": lambda b: s.worker_stall(b, 10_000, 8),
     "long-handler": lambda b: s.long_handler(b, 6, 5),
     "redis-sigkill-always": lambda b: s.redis_kill(b, 30_000, 10, "always"),

@@ -12,14 +12,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
 from pyasynq._rdb import keys
 
 from .checker import Result, classify
-from .ledger import FinishTail, Producer, read_acks, read_runs
-from .procs import Fault, FaultLog, Redis, Workers
+from .ledger import FinishTail, Producer, read_acks, read_recoveries, read_runs
+from .procs import Fault, FaultLog, Redis, Workers, wait_until
 from .proxy import Proxy
 
 LEASE = 2.0
@@ -101,6 +102,7 @@ def finish(ctx: Ctx, name: str, producers: Producer | list[Producer], workers: W
     res = classify(
         name, attempted, read_acks(ctx.run_dir), read_runs(ctx.run_dir), ctx.faults.faults,
         lease=LEASE, stale_refused=stale, lost_allowed=lost_allowed,
+        recovered=read_recoveries(ctx.run_dir),
     )  # fmt: skip
     res.notes.extend(ctx.notes + (notes or []))
     errors: dict[str, int] = {}
@@ -459,6 +461,8 @@ def failover(base: Path, kind: str, n: int, kills: int) -> Result:
             target = n * (k + 1) // (kills + 1)
             while prod.progress < target and prod.is_alive():
                 time.sleep(0.05)
+            if isinstance(topo, SentinelTopology):
+                _sentinels_ready(topo, ctx.faults.faults[-1].at if ctx.faults.faults else None)
             at = time.time()
             node = master()
             node.kill()  # type: ignore[attr-defined]
@@ -488,6 +492,26 @@ def failover(base: Path, kind: str, n: int, kills: int) -> Result:
             f"wait_replicas={replicas}; master SIGKILLed {kills} times; a replica was "
             f"promoted after {min(promoted_in, default=0):.1f}-{max(promoted_in, default=0):.1f} s"
         ])  # fmt: skip
+
+
+def _sentinels_ready(topo: Any, last_failover: float | None) -> None:
+    """Before the next kill: a Sentinel starts a new failover of the same master only
+    2 x failover-timeout (5 s in the topology) after its last one, and promotes only a
+    replica it sees linked; a kill sooner waits for neither promotion (up to 60 s) nor a
+    replica, which measures the harness, not the failover."""
+    if last_failover is not None:
+        time.sleep(max(0.0, last_failover + 10.5 - time.time()))
+
+    def linked() -> bool:
+        for sn in topo.sentinel_nodes:
+            # redis-py answers one dict (bytes keys and values) per replica.
+            reps = sn.client().execute_command("SENTINEL", "REPLICAS", topo.master_name)
+            if not any(r.get(b"flags") == b"slave" and r.get(b"master-link-status") == b"ok"
+                       for r in reps):  # fmt: skip
+                return False
+        return True
+
+    wait_until(linked, 30)
 
 
 # i. Scheduler replicas, one SIGKILLed every 2 s and started again: each tick of an

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 import redis
 
 from chaos.checker import classify
-from chaos.ledger import FinishTail, Runs, read_runs
+from chaos.ledger import FinishTail, Runs, read_recoveries, read_runs
 from chaos.procs import Fault
 from chaos.proxy import Proxy
 
@@ -106,3 +107,30 @@ def test_the_proxy_blackholes_then_heals(redis_url: str) -> None:
         c.close()
     finally:
         proxy.stop()
+
+
+def test_a_run_finished_before_the_kill_needs_its_lease_recovered_after_it() -> None:
+    # pid 1 finished d at 10.0; killed at 10.15 with the done write still on its way;
+    # a recoverer took the lease back at 13.5; pid 2 ran it again at 14.0.
+    runs = _runs(d=[("S", 1, 9.9), ("F", 1, 10.0), ("S", 2, 14.0), ("F", 2, 14.1)])
+    kill = [Fault("worker SIGKILL", 10.15, 10.15, (1,))]
+    res = classify("x", {"d"}, {"d": 9.0}, runs, kill, lease=2.0, recovered={"d": [13.5]})
+    assert res.causes == {"worker SIGKILL (outcome unwritten)": 1} and res.ok
+    # No recovery logged, or one before the kill (the lease was lost before it), or
+    # another worker's kill: nothing ties the rerun to this kill.
+    other = [Fault("worker SIGKILL", 10.15, 10.15, (3,))]
+    for recovered, faults in (({}, kill), ({"d": [10.1, 13.5]}, kill), ({"d": [13.5]}, other)):
+        res = classify("x", {"d"}, {"d": 9.0}, runs, faults, lease=2.0, recovered=recovered)
+        assert res.unexpected == 1, recovered
+
+
+def test_recoveries_are_read_from_the_worker_logs(tmp_path: Path) -> None:
+    (tmp_path / "worker-0-1.err").write_text(
+        "2026-12-07 14:28:05,490 WARNING pyasynq pid=1980 recoverer: task k17 in default "
+        "had an expired lease\n"
+        "2026-12-07 14:28:05,491 WARNING pyasynq pid=1980 task k18: lease lost to another "
+        "worker; outcome dropped\n"
+    )
+    [at] = read_recoveries(tmp_path)["k17"]
+    assert at == pytest.approx(time.mktime((2026, 12, 7, 14, 28, 5, 0, 0, -1)) + 0.49)
+    assert set(read_recoveries(tmp_path)) == {"k17"}

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from pyasynq._rdb import keys
+from pyasynq._rdb.codec import TaskMessage
 from pyasynq._rdb.ops import Command
 from pyasynq._rdb.ops import processing as p
 from pyasynq._sync.broker import Broker
@@ -185,6 +186,50 @@ def test_recovering_an_expired_lease_fences_out_the_dead_worker(b, r, now):
     assert snapshot(r) == before
     run_write(b, p.done(again.msg, now, "w2"))
     assert task_hash(r, Q, "t1") == {}
+
+
+def _recover(b: Broker, msg: TaskMessage, now: float, cutoff: float | None) -> None:
+    run_write(b, p.retry(msg, now, now - 1, "asynq: task lease expired", True, "",
+                         crashed=True, lease_cutoff=cutoff))  # fmt: skip
+
+
+def test_a_recoverer_with_a_stale_listing_leaves_a_task_leased_again_alone(b, r, now):
+    """Every worker's recoverer lists the same expired lease. The first recovers the task,
+    a worker leases it again, then the second writes from its stale listing: fenced on its
+    cutoff, the write is refused and the new owner keeps the task (chaos worker-sigkill:
+    the task ran twice, the second owner's outcome dropped)."""
+    m = make_msg("t1")
+    seed_active(r, m, lease_expiry=now - 31, attempt="dead-w")
+    cutoff = now - 30
+    [first] = p.list_lease_expired_result(Q, b.run(p.list_lease_expired(Q, cutoff)))
+    [second] = p.list_lease_expired_result(Q, b.run(p.list_lease_expired(Q, cutoff)))
+    assert first.msg is not None and second.msg is not None
+    _recover(b, first.msg, now, cutoff)
+    b.run(p.forward(Q, "retry", int(now) * 10**9))
+    again = p.dequeue_result(Q, b.run(p.dequeue(Q, now, "w2")))
+    assert again is not None and again.msg is not None
+    before = snapshot(r)
+    with pytest.raises(LeaseExpiredError):
+        _recover(b, second.msg, now, cutoff)
+    assert snapshot(r) == before
+    run_write(b, p.done(again.msg, now, "w2"))  # the new owner's outcome goes through
+    assert task_hash(r, Q, "t1") == {}
+
+
+@pytest.mark.parametrize("write", ["retry", "archive"])
+def test_a_recoverer_write_needs_the_lease_still_expired(b, r, now, write):
+    m = make_msg("t1")
+    seed_active(r, m, lease_expiry=now - 10, attempt="w1")
+    before = snapshot(r)
+    ops = {
+        "retry": lambda cutoff: p.retry(m, now, now, "x", True, "", lease_cutoff=cutoff),
+        "archive": lambda cutoff: p.archive(m, now, "x", "", lease_cutoff=cutoff),
+    }
+    with pytest.raises(LeaseExpiredError):  # the lease (now - 10) is after the cutoff
+        run_write(b, ops[write](now - 11))
+    assert snapshot(r) == before
+    run_write(b, ops[write](now - 10))  # at the cutoff: expired
+    assert queue_state(r)["active"] == []
 
 
 # --------------------------------------------------------------------------- quarantine

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import redis
 from rdb.helpers import (
     counters,
@@ -21,7 +22,7 @@ from rdb.helpers import (
 
 from pyasynq import Client, Task
 from pyasynq._rdb import keys
-from pyasynq._rdb.ops import state
+from pyasynq._rdb.ops import processing, state
 from pyasynq._sync.broker import Broker
 
 from .support import Servers, wait_for
@@ -183,3 +184,37 @@ def test_stale_aggregation_sets_go_back_to_their_group(servers: Servers, r: redi
     assert r.zrange(keys.group_key(Q, "g"), 0, -1, withscores=True) == [(b"m1", int(now - 50))]
     assert not r.exists(set_key)
     assert r.smembers(keys.groups_key(Q)) == {b"g"}
+
+
+def test_a_stale_listing_does_not_take_a_task_back_from_its_new_owner(
+    servers: Servers, broker: Broker, r: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers' recoverers list the same expired lease (chaos worker-sigkill). Between
+    our recoverer's listing and its write, the other one recovers the task and a worker
+    leases it again: our write must be refused, not send the task back to retry while its
+    new owner runs it (which then ran it twice, its outcome refused)."""
+    now = time.time()
+    seed_active(r, make_msg("x"), lease_expiry=now - 5, attempt="dead-w")
+    listed = processing.list_lease_expired_result
+
+    def race(queue: str, reply: object) -> list[processing.Leased]:
+        found = listed(queue, reply)
+        if any(item.task_id == "x" for item in found) and not r.exists(keys.retry_key(Q)):
+            # The other worker: recover x, forward it, lease it for 60 s.
+            [item] = [i for i in found if i.task_id == "x"]
+            assert item.msg is not None
+            broker.run(processing.retry(item.msg, now, now - 1, "asynq: task lease expired",
+                                        True, ""))  # fmt: skip
+            broker.run(processing.forward(Q, "retry", time.time_ns()))
+            leased = processing.dequeue_result(
+                Q, broker.run(processing.dequeue(Q, time.time(), "w2", lease_duration=60))
+            )
+            assert leased is not None and leased.task_id == "x"
+        return found
+
+    monkeypatch.setattr(processing, "list_lease_expired_result", race)
+    servers.start(never_runs, recoverer_interval=0.1)
+    wait_for(lambda: servers.log.find("recoverer: task x: "), what="the refused write")
+    assert queue_state(r)["active"] == ["x"] and r.zcard(keys.retry_key(Q)) == 0
+    assert task_hash(r, Q, "x")["attempt"].startswith(b"w2 ")
+    assert not servers.log.find("task x in default had an expired lease")

@@ -42,7 +42,11 @@ class Recoverer(Component):
                     "recovered after the usual %g s grace unless a worker still holds them",
                     len(orphans), q, _some(orphans), self.lease,
                 )  # fmt: skip
-            reply = await rt.broker.run(processing.list_lease_expired(q, now - self.lease))
+            # Every worker's recoverer lists the same expired leases; the writes below are
+            # fenced on this cutoff, so one that comes after another recoverer's (and the
+            # task's new lease) leaves the task to the worker that holds it now.
+            cutoff = now - self.lease
+            reply = await rt.broker.run(processing.list_lease_expired(q, cutoff))
             for leased in processing.list_lease_expired_result(q, reply):
                 msg, crashes = leased.msg, leased.crashes
                 if msg is None:
@@ -61,12 +65,14 @@ class Recoverer(Component):
                             f"{LEASE_EXPIRED} ({crashes + 1} times: the task may be killing "
                             "its worker)"
                         )
-                    op = processing.archive(msg, now, reason, "", crashed=counted)
+                    op = processing.archive(
+                        msg, now, reason, "", crashed=counted, lease_cutoff=cutoff
+                    )
                 else:
                     err = LeaseExpiredError()
                     op = processing.retry(
                         msg, now, now + retry_delay(rt, msg, err), LEASE_EXPIRED,
-                        is_failure(rt, err), "", crashed=counted,
+                        is_failure(rt, err), "", crashed=counted, lease_cutoff=cutoff,
                     )  # fmt: skip
                 try:
                     await run_write(rt, op)

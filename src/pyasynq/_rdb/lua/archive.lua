@@ -17,9 +17,12 @@
 -- ARGV[8] task key prefix asynq:{q}:t: (Go passes it as KEYS[9]; it is not a key)
 -- ARGV[9] attempt token (pyasynq fencing; "" skips the check)
 -- ARGV[10] 1 to add 1 to the hash field `crashes` (pyasynq recoverer), else 0
+-- ARGV[11] lease cutoff, Unix seconds (pyasynq recoverer; "" skips the check): the cutoff
+--          its listing used, so a lease renewed since is left alone (see retry.lua)
 -- Returns 1, or the error replies:
 --   LEASE LOST  ARGV[9] is non-empty and the hash's `attempt` is not "<ARGV[9]> <the id's
---               lease score>" (see dequeue.lua); nothing changed
+--               lease score>" (see dequeue.lua), or ARGV[11] is non-empty and the id's
+--               lease score is above it; nothing changed
 --   NOT FOUND   the id was not in active, or not in lease (earlier removals stay done)
 -- After the ZADD the archive is trimmed: members scored <= cutoff, then ranks 0 .. N-cap,
 -- are removed and their task hashes deleted (so at most cap-1 remain). The hash gets msg and
@@ -32,6 +35,12 @@ if ARGV[9] ~= ""
     and attempt ~= ARGV[9] .. " " .. (redis.call("ZSCORE", KEYS[3], ARGV[1]) or "-")
     and redis.call("EXISTS", KEYS[1]) == 1 then
     return redis.error_reply("LEASE LOST")
+end
+if ARGV[11] ~= "" then
+    local score = redis.call("ZSCORE", KEYS[3], ARGV[1])
+    if score and tonumber(score) > tonumber(ARGV[11]) then
+        return redis.error_reply("LEASE LOST")
+    end
 end
 if redis.call("LREM", KEYS[2], -1, ARGV[1]) == 0 then
     return redis.error_reply("NOT FOUND")

@@ -15,9 +15,13 @@
 -- ARGV[6] MaxInt64 as decimal text; both all-time counters wrap to 1 there
 -- ARGV[7] attempt token (pyasynq fencing; "" skips the check)
 -- ARGV[8] 1 to add 1 to the hash field `crashes` (pyasynq recoverer), else 0
+-- ARGV[9] lease cutoff, Unix seconds (pyasynq recoverer; "" skips the check): the cutoff its
+--         listing used, so a lease renewed since (the task recovered by another worker and
+--         leased again) is left alone
 -- Returns 1, or the error replies:
 --   LEASE LOST  ARGV[7] is non-empty and the hash's `attempt` is not "<ARGV[7]> <the id's
---               lease score>" (see dequeue.lua); nothing changed
+--               lease score>" (see dequeue.lua), or ARGV[9] is non-empty and the id's
+--               lease score is above it; nothing changed
 --   NOT FOUND   the id was not in active, or not in lease (earlier removals stay done)
 -- The hash gets msg and state=retry, loses `attempt`. The uniqueness lock is kept.
 local attempt = redis.call("HGET", KEYS[1], "attempt")
@@ -25,6 +29,12 @@ if ARGV[7] ~= ""
     and attempt ~= ARGV[7] .. " " .. (redis.call("ZSCORE", KEYS[3], ARGV[1]) or "-")
     and redis.call("EXISTS", KEYS[1]) == 1 then
     return redis.error_reply("LEASE LOST")
+end
+if ARGV[9] ~= "" then
+    local score = redis.call("ZSCORE", KEYS[3], ARGV[1])
+    if score and tonumber(score) > tonumber(ARGV[9]) then
+        return redis.error_reply("LEASE LOST")
+    end
 end
 if redis.call("LREM", KEYS[2], -1, ARGV[1]) == 0 then
     return redis.error_reply("NOT FOUND")

@@ -364,13 +364,17 @@ def retry(  # noqa: PLR0917 (the signature the server components were promised)
     token: str,
     *,
     crashed: bool = False,
+    lease_cutoff: float | None = None,
 ) -> Call:
     """Failure with retries left: store the task in retry until ``retry_at``.
 
     As Go's client side does, ``msg`` gets ``error_msg`` and ``last_failed_at`` = now, and
     ``retried`` + 1 when ``is_failure``; only then do the processed/failed counters move.
-    ``crashed`` (recoverer only) adds 1 to the hash's ``crashes`` counter. The uniqueness
-    lock is kept. Reply 1; see :func:`retry_result`."""
+    ``crashed`` (recoverer only) adds 1 to the hash's ``crashes`` counter. ``lease_cutoff``
+    (recoverer only: the cutoff of its :func:`list_lease_expired`) makes the write fail with
+    LEASE LOST if the lease was renewed since, by a worker that leased the task again after
+    another recoverer got there first. The uniqueness lock is kept. Reply 1; see
+    :func:`retry_result`."""
     q = msg.queue
     new = replace(
         msg,
@@ -394,6 +398,7 @@ def retry(  # noqa: PLR0917 (the signature the server components were promised)
         MAX_INT64,
         token,
         int(crashed),
+        "" if lease_cutoff is None else int(lease_cutoff),
     ]
     return Call("retry", ks, args)
 
@@ -407,14 +412,15 @@ def archive(
     crashed: bool = False,
     max_size: int = ARCHIVE_MAX_SIZE,
     max_age: int = ARCHIVE_MAX_AGE,
+    lease_cutoff: float | None = None,
 ) -> Call:
     """Failure for good: store the task in archived (score now) with ``error_msg`` and
     ``last_failed_at`` = now (``retried`` unchanged), count it as processed and failed.
 
     The archive is then trimmed: tasks archived more than ``max_age`` seconds ago, and the
     oldest beyond ``max_size`` - 1, are removed with their hashes. ``crashed`` (recoverer
-    only) adds 1 to ``crashes``. The uniqueness lock is kept. Reply 1; see
-    :func:`archive_result`."""
+    only) adds 1 to ``crashes``; ``lease_cutoff`` (recoverer only) as in :func:`retry`.
+    The uniqueness lock is kept. Reply 1; see :func:`archive_result`."""
     if max_size < 2:
         raise ValueError(f"max_size must be at least 2, got {max_size}")
     q = msg.queue
@@ -437,6 +443,7 @@ def archive(
         keys.task_key_prefix(q),
         token,
         int(crashed),
+        "" if lease_cutoff is None else int(lease_cutoff),
     ]
     return Call("archive", ks, args)
 
