@@ -718,8 +718,8 @@ class Processor:
 
 class _TaskResultWriter(ResultWriter):
     """One task's ResultWriter, bound to the processor's two write paths by attributes:
-    closures or partials built for every task cost more than a no-op handler, and most
-    tasks never write a result."""
+    two partials built for every task cost 2 µs of it, and most tasks never write a
+    result. Same calls as ``ResultWriter(id, partial(...), partial(...), done)``."""
 
     def __init__(
         self, proc: Processor, loop: asyncio.AbstractEventLoop, msg: TaskMessage, done: Flag
