@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis
 from rdb.helpers import queue_state, task_fields
+from targets import CLUSTER
 
 from pyasynq import Client, Task
 from pyasynq._async.broker import AsyncBroker
@@ -150,13 +151,16 @@ def _snapshot(r: redis.Redis) -> dict[Any, Any]:
     return out
 
 
+@pytest.mark.parametrize("waited", [False, True], ids=["unwaited", "waited"])
 @pytest.mark.parametrize("total", [None, "41", str(2**63 - 3), str(2**63 - 1)])
 async def test_done_many_leaves_exactly_the_state_of_one_done_per_task(
-    redis_url: str, r: redis.Redis, client: Client, total: str | None
+    redis_url: str, r: redis.Redis, client: Client, total: str | None, waited: bool
 ) -> None:
     """Same tasks, same tokens: once through done_many, once through done one by one;
     covers the fenced, gone, uniquely locked (own and foreign lock) cases and the all-time
-    counter from absent, far from MaxInt64 (one INCRBY) and at or near it (wraps to 1)."""
+    counter from absent, far from MaxInt64 (one INCRBY) and at or near it (wraps to 1).
+    ``waited``: with the queue's waiting flag set, done_many reads the fence's `attempt`
+    in the same HMGET as the waiters' fields; without it, on its own."""
     b = AsyncBroker(redis_url)
     now = 1_700_000_000.0
     results = []
@@ -177,6 +181,8 @@ async def test_done_many_leaves_exactly_the_state_of_one_done_per_task(
             r.set(u2.unique_key, "someone-else")  # a lock this task no longer holds
             r.hset(keys.task_key(Q, "b"), "attempt", "other")
             r.delete(keys.task_key(Q, "c"))
+            if waited:
+                r.set(keys.waiting_key(Q), 1)
             order = ["u1", "a", "b", "u2", "c"]
             pairs = [(msgs[t], "tok") for t in order]
             results.append((await _done_kinds(b, way, now, pairs), _snapshot(r)))
@@ -442,3 +448,48 @@ def test_shutdown_waits_for_tasks_a_refill_brought_in(
     assert state["active"] == [] and state["lease"] == []  # nothing left half-done
     done = int(r.get(keys.processed_total_key(Q)) or 0)
     assert done + len(state["pending"]) == 5000
+
+
+def _commands_run(r: redis.Redis) -> dict[str, int]:
+    """Redis commands run since the last CONFIG RESETSTAT, scripts' inner calls included
+    (commandstats counts those), without the script calls themselves and a new
+    connection's and this count's own commands."""
+    skip = {"evalsha", "eval", "script|load", "hello", "client|setinfo", "select", "ping",
+            "config|resetstat", "info"}  # fmt: skip
+    stats = r.info("commandstats")
+    calls = {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()}
+    return {k: n for k, n in calls.items() if k not in skip}
+
+
+@pytest.mark.skipif(CLUSTER, reason="commandstats of one node")
+async def test_the_drain_costs_five_redis_commands_per_task_each_way(
+    redis_url: str, r: redis.Redis, client: Client
+) -> None:
+    """dequeue_many: RPOPLPUSH, HMGET (msg and pending_since), HSET, HDEL, ZADD per task;
+    done_many: HGET attempt, ZSCORE (the fence), LREM, ZREM, DEL per task. Plus a few per
+    call (the paused and waiting flags, the counters). A regression guard: each command
+    inside a script is CPU that every worker's task pays in Redis."""
+    ids = [f"t{i}" for i in range(10)]
+    for tid in ids:
+        client.enqueue(Task("t", tid.encode()), task_id=tid)
+    b = AsyncBroker(redis_url)
+    try:
+        now = time.time()
+        r.config_resetstat()
+        leased = processing.dequeue_many_result(
+            Q, await b.run(processing.dequeue_many(Q, now, "tok", len(ids)))
+        )
+        dequeue = _commands_run(r)
+        msgs = [x.msg for x in leased if x.msg is not None]
+        assert len(msgs) == len(ids)
+        r.config_resetstat()
+        reply = await b.run(processing.done_many(Q, now, [(m, "tok") for m in msgs]))
+        assert processing.done_many_result(reply, len(ids)) == [1] * len(ids)
+        done = _commands_run(r)
+    finally:
+        await b.aclose()
+    per_task = ("rpoplpush", "hmget", "hset", "hdel", "zadd")
+    assert dequeue == {**{c: len(ids) for c in per_task}, "exists": 1}
+    per_task = ("hget", "zscore", "lrem", "zrem", "del")
+    assert done == {**{c: len(ids) for c in per_task}, "exists": 1, "incrby": 2,
+                    "expireat": 1, "get": 1}  # fmt: skip

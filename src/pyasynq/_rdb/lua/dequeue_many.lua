@@ -34,13 +34,12 @@ while #out < 3 * want and skipped < most do
     local key = ARGV[2] .. id
     -- pcall: a task key of another type (a string, say) is quarantined, not an error
     -- that would leave the id in active with no lease and stop every dequeue behind it.
-    local msg = redis.pcall("HGET", key, "msg")
-    local bad = type(msg) == "table" and msg.err
-    if bad then
-        msg = false
-    end
+    -- One HMGET for both fields (a missing field or key reads as false).
+    local got = redis.pcall("HMGET", key, "msg", "pending_since")
+    local bad = got.err
+    local msg = not bad and got[1]
     if msg then
-        local since = redis.call("HGET", key, "pending_since") or ""
+        local since = got[2] or ""
         if ARGV[3] ~= "" then
             redis.call("HSET", key, "state", "active", "attempt", fence)
             redis.call("HDEL", key, "pending_since")

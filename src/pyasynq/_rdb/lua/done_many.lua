@@ -42,14 +42,15 @@ for i = 1, count do
     local id, token, lock = ARGV[4 + i], tokens[i], locks[i]
     local key = ARGV[3] .. id
     local result = 1
-    local notify, data = false, false
-    if waited then
-        notify = redis.call("HGET", key, "pyasynq:notify")
-        data = notify and redis.call("HGET", key, "result")
+    local notify, data, attempt = false, false, false
+    if waited then -- one read for the waiters' fields and the fence's
+        local got = redis.call("HMGET", key, "pyasynq:notify", "result", "attempt")
+        notify, data, attempt = got[1], got[1] and got[2], got[3]
+    elseif token ~= "" then
+        attempt = redis.call("HGET", key, "attempt")
     end
     if token ~= ""
-        and redis.call("HGET", key, "attempt")
-            ~= token .. " " .. (redis.call("ZSCORE", KEYS[2], id) or "-")
+        and attempt ~= token .. " " .. (redis.call("ZSCORE", KEYS[2], id) or "-")
         and redis.call("EXISTS", key) == 1 then
         result = "LEASE LOST"
     elseif redis.call("LREM", KEYS[1], -1, id) == 0 then
