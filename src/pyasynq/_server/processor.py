@@ -518,7 +518,8 @@ class Processor:
         writer = _TaskResultWriter(self, loop, msg, active.cancel)
         task._result_writer = writer
         # Positional (id, type, queue, retry_count, max_retry, deadline, result_writer,
-        # _done, _progress, _lender, _now): a frozen dataclass' keywords cost a microsecond per task.
+        # _done, _progress, _lender, _now): a frozen dataclass' keywords cost a microsecond
+        # per task.
         ctx = TaskContext(
             msg.id, msg.type, msg.queue, msg.retried, msg.retry, _utc(deadline), writer,
             active.cancel, self.progress, self.lender, self.rt.clock.now,
