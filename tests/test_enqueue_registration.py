@@ -65,6 +65,31 @@ def test_registration_only_when_the_pending_list_is_empty(redis_url: str, r: red
         stats = r.info("commandstats")
         assert "cmdstat_sadd" not in stats and "cmdstat_publish" not in stats
         assert stats["cmdstat_evalsha"]["calls"] == 5
+        # The steady state is three commands: LPUSH's reply says whether the list was
+        # empty, so the script reads no LLEN.
+        inner = {k[len("cmdstat_") :]: v["calls"] for k, v in stats.items()}
+        inner.pop("evalsha")
+        inner.pop("config|resetstat", None)
+        assert inner == {"exists": 5, "lpush": 5, "hset": 5}
+
+
+@pytest.mark.skipif(targets.CLUSTER, reason="in a Cluster the client sends the SADD beside")
+@pytest.mark.parametrize("unique", [None, 60])
+def test_a_failed_registration_leaves_no_task_and_no_wake_up(
+    redis_url: str, r: redis.Redis, sub: Any, unique: int | None
+) -> None:
+    # The push comes before the registration now: a failed SADD must take it back, or a
+    # task would be stored that Go's Inspector cannot see (its queue is not listed).
+    r.set(keys.ALL_QUEUES, "not a set")
+    with pyasynq.Client(redis_url, failover_timeout=0) as c:
+        with pytest.raises(pyasynq.BrokerError, match="WRONGTYPE.*nothing stored"):
+            c.enqueue(Task("t"), queue="q1", unique=unique)
+        assert r.keys("asynq:{*") == []
+        assert wakes(sub, 0) == []
+        r.delete(keys.ALL_QUEUES)
+        c.enqueue(Task("t"), queue="q1", unique=unique)
+        assert r.smembers(keys.ALL_QUEUES) == {b"q1"}
+        assert r.llen(keys.pending_key("q1")) == 1
 
 
 def test_a_removed_queue_is_registered_again(redis_url: str, r: redis.Redis) -> None:
