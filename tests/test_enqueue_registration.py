@@ -82,7 +82,7 @@ def test_a_failed_registration_leaves_no_task_and_no_wake_up(
     # task would be stored that Go's Inspector cannot see (its queue is not listed).
     r.set(keys.ALL_QUEUES, "not a set")
     with pyasynq.Client(redis_url, failover_timeout=0) as c:
-        with pytest.raises(pyasynq.BrokerError, match="WRONGTYPE.*nothing stored"):
+        with pytest.raises(pyasynq.BrokerError, match=r"WRONGTYPE.*nothing stored"):
             c.enqueue(Task("t"), queue="q1", unique=unique)
         assert r.keys("asynq:{*") == []
         assert wakes(sub, 0) == []

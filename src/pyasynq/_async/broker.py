@@ -38,6 +38,7 @@ from .connection import (
     pubsub_client,
     refused,
 )
+from .lane import Lane
 
 _E = TypeVar("_E", bound=BrokerError)
 
@@ -62,6 +63,7 @@ class AsyncBroker:
         # Whether Redis ever answered: until then a connection failure is more likely a
         # wrong address, scheme or password than a failover, and is not ridden out.
         self.reached = False
+        self._lane = Lane.of(self.redis)  # script calls without redis-py's per-call path
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._where}>"
@@ -75,6 +77,8 @@ class AsyncBroker:
         for node in self._nodes.values():
             await node.aclose()
         self._nodes.clear()
+        if self._lane is not None:
+            await self._lane.aclose()
         if self._owned:
             await self.redis.aclose()
             # A Sentinel-managed client we made also holds connections to the sentinels.
@@ -102,15 +106,7 @@ class AsyncBroker:
             if isinstance(op, Command):
                 reply = await self.redis.execute_command(*op.args)
             else:
-                try:
-                    reply = await self.redis.evalsha(
-                        self._sha(op.script), len(op.keys), *op.keys, *op.args
-                    )
-                except NoScriptError:
-                    await self._load(op.script)
-                    reply = await self.redis.evalsha(
-                        self._sha(op.script), len(op.keys), *op.keys, *op.args
-                    )
+                reply = await self._script(op)
         except OutOfMemoryError as exc:
             self.reached = True
             raise await self._full(_name(op), exc) from exc
@@ -122,6 +118,30 @@ class AsyncBroker:
             raise self._error(message, exc) from exc
         self.reached = True
         return reply
+
+    async def _script(self, op: Call) -> Any:
+        """EVALSHA ``op``, loading the script when Redis lacks it: on the lane where there
+        is one; through redis-py elsewhere, and when the lane's connection fails or finds
+        a replica (redis-py then reconnects and retries as configured)."""
+        lane = self._lane
+        if lane is not None:
+            try:
+                try:
+                    return await lane.call(
+                        ("EVALSHA", self._sha(op.script), len(op.keys), *op.keys, *op.args)
+                    )
+                except NoScriptError:
+                    await self._load(op.script)
+                    return await lane.call(
+                        ("EVALSHA", self._sha(op.script), len(op.keys), *op.keys, *op.args)
+                    )
+            except (ConnectionError, ReadOnlyError):
+                pass
+        try:
+            return await self.redis.evalsha(self._sha(op.script), len(op.keys), *op.keys, *op.args)
+        except NoScriptError:
+            await self._load(op.script)
+            return await self.redis.evalsha(self._sha(op.script), len(op.keys), *op.keys, *op.args)
 
     async def _full(self, what: str, exc: BaseException, info: Any = None) -> RedisOutOfMemoryError:
         """The error for a write refused because Redis is full, with its limit and policy

@@ -39,6 +39,7 @@ from .connection import (
     pubsub_client,
     refused,
 )
+from .lane import Lane
 
 _E = TypeVar("_E", bound=BrokerError)
 
@@ -63,6 +64,7 @@ class Broker:
         # Whether Redis ever answered: until then a connection failure is more likely a
         # wrong address, scheme or password than a failover, and is not ridden out.
         self.reached = False
+        self._lane = Lane.of(self.redis)  # script calls without redis-py's per-call path
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._where}>"
@@ -76,6 +78,8 @@ class Broker:
         for node in self._nodes.values():
             node.close()
         self._nodes.clear()
+        if self._lane is not None:
+            self._lane.close()
         if self._owned:
             self.redis.close()
             # A Sentinel-managed client we made also holds connections to the sentinels.
@@ -103,15 +107,7 @@ class Broker:
             if isinstance(op, Command):
                 reply = self.redis.execute_command(*op.args)
             else:
-                try:
-                    reply = self.redis.evalsha(
-                        self._sha(op.script), len(op.keys), *op.keys, *op.args
-                    )
-                except NoScriptError:
-                    self._load(op.script)
-                    reply = self.redis.evalsha(
-                        self._sha(op.script), len(op.keys), *op.keys, *op.args
-                    )
+                reply = self._script(op)
         except OutOfMemoryError as exc:
             self.reached = True
             raise self._full(_name(op), exc) from exc
@@ -123,6 +119,30 @@ class Broker:
             raise self._error(message, exc) from exc
         self.reached = True
         return reply
+
+    def _script(self, op: Call) -> Any:
+        """EVALSHA ``op``, loading the script when Redis lacks it: on the lane where there
+        is one; through redis-py elsewhere, and when the lane's connection fails or finds
+        a replica (redis-py then reconnects and retries as configured)."""
+        lane = self._lane
+        if lane is not None:
+            try:
+                try:
+                    return lane.call(
+                        ("EVALSHA", self._sha(op.script), len(op.keys), *op.keys, *op.args)
+                    )
+                except NoScriptError:
+                    self._load(op.script)
+                    return lane.call(
+                        ("EVALSHA", self._sha(op.script), len(op.keys), *op.keys, *op.args)
+                    )
+            except (ConnectionError, ReadOnlyError):
+                pass
+        try:
+            return self.redis.evalsha(self._sha(op.script), len(op.keys), *op.keys, *op.args)
+        except NoScriptError:
+            self._load(op.script)
+            return self.redis.evalsha(self._sha(op.script), len(op.keys), *op.keys, *op.args)
 
     def _full(self, what: str, exc: BaseException, info: Any = None) -> RedisOutOfMemoryError:
         """The error for a write refused because Redis is full, with its limit and policy

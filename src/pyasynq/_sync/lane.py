@@ -1,0 +1,135 @@
+# Generated from pyasynq/_async by scripts/unasync.py: do not edit.
+"""The script lane: one script call sent on a connection the broker keeps, packed in one C
+call, without redis-py's per-command path (the pool checkout and its readiness poll, the
+retry wrapper, per-argument encoding, response callbacks). On this machine's slow
+syscalls that path costs several times what the round trip itself costs the client.
+
+Only for a plain ``Redis`` client (also one managed by Sentinel): a Cluster, a client
+with a single shared connection, or one with another encoding keeps the general path.
+The broker falls back to the general path, which reconnects and retries as configured,
+when the lane's connection fails or the server turns out to be a replica; see
+``Broker._script``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from redis.exceptions import ReadOnlyError, ResponseError
+
+_hiredis_pack: Any
+try:
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover - hiredis is a default dependency on CPython
+    _hiredis_pack = None
+
+KEEP = 4
+"""Idle connections a lane keeps between calls; more concurrent calls borrow from the
+pool and give the extra connections back."""
+
+_forks = [0]  # bumped in a forked child: the connections kept belong to the parent
+
+
+def _forked() -> None:
+    _forks[0] += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
+class Lane:
+    """Connections kept for script calls, taken and put back by whoever sends one (so
+    threads sharing a sync client each use their own)."""
+
+    __slots__ = ("_fork", "_idle", "_pool", "pack")
+
+    def __init__(self, pool: Any, utf8: bool) -> None:
+        self._pool = pool
+        self._idle: list[Any] = []
+        self._fork = _forks[0]
+        if utf8 and _hiredis_pack is not None:
+            self.pack: Any = _hiredis_pack
+        else:
+            # redis-py's own packer, with the connection's encoding (any connection of
+            # the pool will do: they share the settings).
+            self.pack = None
+
+    @classmethod
+    def of(cls, client: Any) -> Lane | None:
+        """The lane for ``client``, or None where the general path must stay."""
+        pool = getattr(client, "connection_pool", None)
+        if (
+            pool is None
+            or hasattr(client, "get_node_from_key")  # a Cluster
+            or getattr(client, "connection", None) is not None  # single_connection_client
+            or not hasattr(pool, "get_connection")
+            or not hasattr(pool, "connection_kwargs")
+        ):
+            return None
+        kw = pool.connection_kwargs
+        utf8 = (
+            str(kw.get("encoding", "utf-8")).lower().replace("-", "") == "utf8"
+            and kw.get("encoding_errors", "strict") == "strict"
+        )
+        return cls(pool, utf8)
+
+    def call(self, args: tuple[Any, ...]) -> Any:
+        """Send one command and return its reply; a Redis error reply raises as in
+        redis-py (NoScriptError, OutOfMemoryError, ReadOnlyError, ...)."""
+        if self._fork != _forks[0]:
+            self._idle = []  # the parent's sockets: never touch them here
+            self._fork = _forks[0]
+        idle = self._idle
+        try:
+            conn = idle.pop()
+        except IndexError:
+            conn = self._pool.get_connection()
+        try:
+            packed = [self.pack(args)] if self.pack is not None else conn.pack_command(*args)
+            writer = getattr(conn, "_writer", None)  # an asyncio connection's stream
+            if writer is not None and not conn.health_check_interval:
+                # What send_packed_command does, without a task per call for its timeout:
+                # a write the socket takes whole needs no drain; else drain under the
+                # connection's timeout (an empty send only drains).
+                if writer.transport.is_closing():
+                    conn.disconnect()
+                    conn.connect()
+                    writer = conn._writer
+                writer.writelines(packed)
+                if writer.transport.get_write_buffer_size():
+                    conn.send_packed_command([], check_health=False)
+            else:
+                conn.send_packed_command(packed)
+            reply = conn.read_response()
+        except ReadOnlyError:
+            # A replica now (a failover): the general path reconnects; so does a
+            # Sentinel-managed connection, which turns this into a ConnectionError.
+            conn.disconnect()
+            self._pool.release(conn)
+            raise
+        except ResponseError:
+            self._put_back(conn)  # an error reply: the connection is fine
+            raise
+        except BaseException:
+            # Send and read disconnect on failure (also when cancelled mid-read).
+            self._pool.release(conn)
+            raise
+        if len(idle) < KEEP:
+            idle.append(conn)
+        else:
+            self._pool.release(conn)
+        return reply
+
+    def _put_back(self, conn: Any) -> None:
+        if len(self._idle) < KEEP:
+            self._idle.append(conn)
+        else:
+            self._pool.release(conn)
+
+    def close(self) -> None:
+        """Give the kept connections back to the pool (which the client then closes)."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            self._pool.release(conn)
