@@ -192,12 +192,7 @@ def _prepare_default(task: Task, now_ns: int, register: bool, wake: bool) -> Pre
     constant tail. Builds what the general path would (a test compares them)."""
     tid = _next_id()
     payload = task.payload or b""
-    head = _TYPE_FIELDS.get(task.type)
-    if head is None:
-        if len(_TYPE_FIELDS) >= 1024:  # task types are few; don't grow without bound
-            _TYPE_FIELDS.clear()
-        head = _TYPE_FIELDS[task.type] = _field(b"\x0a", task.type.encode())
-    data = b"".join((head, _field(b"\x12", payload), _field(b"\x1a", tid.encode()), _TAIL))
+    data = with_id(_default_head(task.type, payload), _TAIL, tid)
     ckeys = [_TASK_PREFIX + tid, _PENDING_DEFAULT]
     args: list[Arg] = [data, tid, now_ns]
     if register or wake:
@@ -216,6 +211,17 @@ def _prepare_default(task: Task, now_ns: int, register: bool, wake: bool) -> Pre
         headers={},
     )
     return Prepared(_REGISTER_DEFAULT, Call("enqueue", ckeys, args), info, ckeys[0], data)
+
+
+def _default_head(type_: str, payload: bytes) -> bytes:
+    """A default task's TaskMessage up to its id: fields type (1) and payload (2); then
+    ``with_id(head, _TAIL, id)`` is the whole message (see codec.split_at_id)."""
+    head = _TYPE_FIELDS.get(type_)
+    if head is None:
+        if len(_TYPE_FIELDS) >= 1024:  # task types are few; don't grow without bound
+            _TYPE_FIELDS.clear()
+        head = _TYPE_FIELDS[type_] = _field(b"\x0a", type_.encode())
+    return head + _field(b"\x12", payload) if payload else head
 
 
 def _field(tag: bytes, raw: bytes) -> bytes:
@@ -374,14 +380,7 @@ class _Planner:
         shape = (task.type, payload)
         parts = self.templates.get(shape)
         if parts is None:
-            msg = TaskMessage(
-                type=task.type,
-                payload=payload,
-                queue=DEFAULT_QUEUE,
-                retry=DEFAULT_MAX_RETRY,
-                timeout=DEFAULT_TIMEOUT,
-            )
-            parts = self.templates[shape] = split_at_id(msg)
+            parts = self.templates[shape] = (_default_head(task.type, payload), _TAIL)
         info = TaskInfo(
             id=tid,
             queue=DEFAULT_QUEUE,
