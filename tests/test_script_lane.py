@@ -211,3 +211,50 @@ def test_threads_sharing_a_client_each_use_their_own_connection(
         assert r.llen(keys.pending_key("default")) == n * each + 1
         lane = c._broker._lane
         assert lane is not None and len(lane._idle) <= 4  # the rest went back to the pool
+
+
+@single_node
+def test_a_pipeline_on_the_lane_keeps_each_reply_and_error(redis_url: str, r: redis.Redis) -> None:
+    from pyasynq._rdb.ops import Command
+    from pyasynq._sync.broker import Broker
+
+    r.set("s", "a string")
+    b = Broker(redis_url)
+    try:
+        replies = b.run_many([Command(("SET", "x", "1")), Command(("LPUSH", "s", "v")),
+                              Command(("GET", "x"))])  # fmt: skip
+        assert replies[0] is True or replies[0] == b"OK"
+        assert isinstance(replies[1], BrokerError) and "WRONGTYPE" in str(replies[1])
+        assert replies[2] == b"1"
+        assert b._lane is not None and len(b._lane._idle) == 1  # kept after an error reply
+    finally:
+        b.close()
+
+
+@single_node
+@pytest.mark.parametrize("trouble", ["noscript", "killed"])
+def test_enqueue_many_rides_out_noscript_and_a_killed_connection(
+    redis_url: str, r: redis.Redis, trouble: str
+) -> None:
+    with pyasynq.Client(redis_url, failover_timeout=0) as c:
+        c.enqueue_many([Task("t"), Task("t")])
+        if trouble == "noscript":
+            r.script_flush()
+        else:
+            assert kill_others(r) >= 1
+        results = c.enqueue_many([Task("t"), Task("t", b"p"), Task("t")])
+        assert [res.error for res in results] == [None, None, None]
+        assert r.llen(keys.pending_key("default")) == 5
+
+
+@single_node
+async def test_coalesced_enqueues_ride_out_a_killed_connection(
+    redis_url: str, r: redis.Redis
+) -> None:
+    import asyncio
+
+    async with pyasynq.AsyncClient(redis_url, failover_timeout=0) as c:
+        await asyncio.gather(*(c.enqueue(Task("t")) for _ in range(50)))
+        assert kill_others(r) >= 1
+        await asyncio.gather(*(c.enqueue(Task("t")) for _ in range(50)))
+        assert r.llen(keys.pending_key("default")) == 100

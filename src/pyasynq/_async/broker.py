@@ -309,6 +309,19 @@ class AsyncBroker:
             await self.redis.script_load(scripts.legacy_source(name))
 
     async def _pipeline(self, ops: Sequence[Op]) -> list[Any]:
+        lane = self._lane
+        if lane is not None:
+            try:
+                return await lane.call_many(
+                    [
+                        op.args
+                        if isinstance(op, Command)
+                        else ("EVALSHA", self._sha(op.script), len(op.keys), *op.keys, *op.args)
+                        for op in ops
+                    ]
+                )
+            except (ConnectionError, ReadOnlyError):
+                pass  # redis-py's pipeline reconnects and sends again, as configured
         pipe = self.redis.pipeline(transaction=False)
         for op in ops:
             if isinstance(op, Command):

@@ -310,6 +310,19 @@ class Broker:
             self.redis.script_load(scripts.legacy_source(name))
 
     def _pipeline(self, ops: Sequence[Op]) -> list[Any]:
+        lane = self._lane
+        if lane is not None:
+            try:
+                return lane.call_many(
+                    [
+                        op.args
+                        if isinstance(op, Command)
+                        else ("EVALSHA", self._sha(op.script), len(op.keys), *op.keys, *op.args)
+                        for op in ops
+                    ]
+                )
+            except (ConnectionError, ReadOnlyError):
+                pass  # redis-py's pipeline reconnects and sends again, as configured
         pipe = self.redis.pipeline(transaction=False)
         for op in ops:
             if isinstance(op, Command):

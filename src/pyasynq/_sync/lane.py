@@ -78,30 +78,9 @@ class Lane:
     def call(self, args: tuple[Any, ...]) -> Any:
         """Send one command and return its reply; a Redis error reply raises as in
         redis-py (NoScriptError, OutOfMemoryError, ReadOnlyError, ...)."""
-        if self._fork != _forks[0]:
-            self._idle = []  # the parent's sockets: never touch them here
-            self._fork = _forks[0]
-        idle = self._idle
+        conn = self._take()
         try:
-            conn = idle.pop()
-        except IndexError:
-            conn = self._pool.get_connection()
-        try:
-            packed = [self.pack(args)] if self.pack is not None else conn.pack_command(*args)
-            writer = getattr(conn, "_writer", None)  # an asyncio connection's stream
-            if writer is not None and not conn.health_check_interval:
-                # What send_packed_command does, without a task per call for its timeout:
-                # a write the socket takes whole needs no drain; else drain under the
-                # connection's timeout (an empty send only drains).
-                if writer.transport.is_closing():
-                    conn.disconnect()
-                    conn.connect()
-                    writer = conn._writer
-                writer.writelines(packed)
-                if writer.transport.get_write_buffer_size():
-                    conn.send_packed_command([], check_health=False)
-            else:
-                conn.send_packed_command(packed)
+            self._send(conn, [self._pack(conn, args)])
             reply = conn.read_response()
         except ReadOnlyError:
             # A replica now (a failover): the general path reconnects; so does a
@@ -116,11 +95,62 @@ class Lane:
             # Send and read disconnect on failure (also when cancelled mid-read).
             self._pool.release(conn)
             raise
-        if len(idle) < KEEP:
-            idle.append(conn)
-        else:
-            self._pool.release(conn)
+        self._put_back(conn)
         return reply
+
+    def call_many(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send the commands in one write (a pipeline, not a transaction) and return a
+        reply per command: the reply, or the ResponseError Redis answered, as redis-py's
+        ``pipeline.execute(raise_on_error=False)``."""
+        conn = self._take()
+        replies: list[Any] = []
+        try:
+            self._send(conn, [self._pack(conn, args) for args in commands])
+            for _ in commands:
+                try:
+                    replies.append(conn.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)  # as redis-py's pipeline: the others still count
+        except BaseException:
+            self._pool.release(conn)  # disconnected by the failed send or read
+            raise
+        if any(isinstance(r, ReadOnlyError) for r in replies):
+            conn.disconnect()  # a replica now: the next call connects afresh
+            self._pool.release(conn)
+        else:
+            self._put_back(conn)
+        return replies
+
+    def _take(self) -> Any:
+        if self._fork != _forks[0]:
+            self._idle = []  # the parent's sockets: never touch them here
+            self._fork = _forks[0]
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self._pool.get_connection()
+
+    def _pack(self, conn: Any, args: tuple[Any, ...]) -> bytes:
+        if self.pack is not None:
+            packed: bytes = self.pack(args)
+            return packed
+        return b"".join(conn.pack_command(*args))
+
+    def _send(self, conn: Any, packed: list[bytes]) -> None:
+        writer = getattr(conn, "_writer", None)  # an asyncio connection's stream
+        if writer is not None and not conn.health_check_interval:
+            # What send_packed_command does, without a task per call for its timeout:
+            # a write the socket takes whole needs no drain; else drain under the
+            # connection's timeout (an empty send only drains).
+            if writer.transport.is_closing():
+                conn.disconnect()
+                conn.connect()
+                writer = conn._writer
+            writer.writelines(packed)
+            if writer.transport.get_write_buffer_size():
+                conn.send_packed_command([], check_health=False)
+        else:
+            conn.send_packed_command(packed)
 
     def _put_back(self, conn: Any) -> None:
         if len(self._idle) < KEEP:
