@@ -36,7 +36,7 @@ if KEYS[4] and fresh then
         -- The list held only our id: take it and the lock back, so that no task is stored
         -- whose queue Go's Inspector cannot see. Keep Redis' own error code first.
         redis.call("LPOP", KEYS[3])
-        redis.call("DEL", KEYS[1])
+        redis.pcall("DEL", KEYS[1])  -- else (an ACL without DEL) it expires by its TTL
         return redis.error_reply(added.err .. " (registering the queue in asynq:queues; "
             .. "nothing stored)")
     end
