@@ -258,3 +258,43 @@ async def test_coalesced_enqueues_ride_out_a_killed_connection(
         assert kill_others(r) >= 1
         await asyncio.gather(*(c.enqueue(Task("t")) for _ in range(50)))
         assert r.llen(keys.pending_key("default")) == 100
+
+
+@single_node
+@pytest.mark.parametrize("many", [False, True])
+def test_a_dead_redis_is_tried_as_often_as_by_the_general_path(
+    many: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The lane must not add its own connect attempts (each with redis-py's retries) in
+    # front of the general path's: an outage would take twice as long to report.
+    def attempts(lane: bool) -> int:
+        with EmbeddedRedis(persistent=False) as server:
+            c = pyasynq.Client(server.url, failover_timeout=0)
+            try:
+                c.enqueue(Task("t"))
+                if not lane:
+                    c._broker._lane = None
+                server.stop()
+                with pytest.raises(BrokerError):  # the kept connection finds Redis gone
+                    c.enqueue(Task("t"))
+                count = [0]
+                real = redis.connection.Connection._connect
+
+                def counted(self: Any) -> Any:
+                    count[0] += 1
+                    return real(self)
+
+                with monkeypatch.context() as m:
+                    m.setattr(redis.connection.Connection, "_connect", counted)
+                    with pytest.raises(BrokerError):
+                        if many:
+                            c.enqueue_many([Task("t"), Task("t")])
+                        else:
+                            c.enqueue(Task("t"))
+                return count[0]
+            finally:
+                c.close()
+
+    general = attempts(lane=False)
+    assert general >= 1
+    assert attempts(lane=True) == general

@@ -38,7 +38,7 @@ from .connection import (
     pubsub_client,
     refused,
 )
-from .lane import Lane
+from .lane import Lane, NotSent
 
 _E = TypeVar("_E", bound=BrokerError)
 
@@ -135,6 +135,8 @@ class AsyncBroker:
                     return await lane.call(
                         ("EVALSHA", self._sha(op.script), len(op.keys), *op.keys, *op.args)
                     )
+            except NotSent as exc:
+                raise exc.error from exc.error.__cause__
             except (ConnectionError, ReadOnlyError):
                 pass
         try:
@@ -320,6 +322,8 @@ class AsyncBroker:
                         for op in ops
                     ]
                 )
+            except NotSent as exc:
+                raise exc.error from exc.error.__cause__
             except (ConnectionError, ReadOnlyError):
                 pass  # redis-py's pipeline reconnects and sends again, as configured
         pipe = self.redis.pipeline(transaction=False)

@@ -39,7 +39,7 @@ from .connection import (
     pubsub_client,
     refused,
 )
-from .lane import Lane
+from .lane import Lane, NotSent
 
 _E = TypeVar("_E", bound=BrokerError)
 
@@ -136,6 +136,8 @@ class Broker:
                     return lane.call(
                         ("EVALSHA", self._sha(op.script), len(op.keys), *op.keys, *op.args)
                     )
+            except NotSent as exc:
+                raise exc.error from exc.error.__cause__
             except (ConnectionError, ReadOnlyError):
                 pass
         try:
@@ -321,6 +323,8 @@ class Broker:
                         for op in ops
                     ]
                 )
+            except NotSent as exc:
+                raise exc.error from exc.error.__cause__
             except (ConnectionError, ReadOnlyError):
                 pass  # redis-py's pipeline reconnects and sends again, as configured
         pipe = self.redis.pipeline(transaction=False)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from redis.exceptions import ReadOnlyError, ResponseError
+from redis.exceptions import ReadOnlyError, RedisError, ResponseError
 
 _hiredis_pack: Any
 try:
@@ -37,6 +37,15 @@ def _forked() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forked)
+
+
+class NotSent(Exception):
+    """Connecting failed and nothing was sent: ``error`` is redis-py's error, to raise
+    as is (the general path would only connect again, after the same retries)."""
+
+    def __init__(self, error: RedisError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class Lane:
@@ -122,13 +131,25 @@ class Lane:
         return replies
 
     def _take(self) -> Any:
+        """A connected connection; NotSent when connecting fails (as the general path
+        would, after the same connect retries: the caller must not try again)."""
         if self._fork != _forks[0]:
             self._idle = []  # the parent's sockets: never touch them here
             self._fork = _forks[0]
+        conn = self._idle.pop() if self._idle else None
         try:
-            return self._idle.pop()
-        except IndexError:
-            return self._pool.get_connection()
+            if conn is None:
+                return self._pool.get_connection()
+            writer = getattr(conn, "_writer", None)  # an asyncio connection's stream
+            if writer is not None and writer.transport.is_closing():
+                conn.disconnect()  # the server closed it meanwhile
+            if not conn.is_connected:
+                conn.connect()
+            return conn
+        except RedisError as exc:
+            if conn is not None:
+                self._pool.release(conn)
+            raise NotSent(exc) from exc
 
     def _pack(self, conn: Any, args: tuple[Any, ...]) -> bytes:
         if self.pack is not None:
@@ -142,10 +163,6 @@ class Lane:
             # What send_packed_command does, without a task per call for its timeout:
             # a write the socket takes whole needs no drain; else drain under the
             # connection's timeout (an empty send only drains).
-            if writer.transport.is_closing():
-                conn.disconnect()
-                conn.connect()
-                writer = conn._writer
             writer.writelines(packed)
             if writer.transport.get_write_buffer_size():
                 conn.send_packed_command([], check_health=False)
