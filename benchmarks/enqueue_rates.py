@@ -77,11 +77,18 @@ def child(what: str, url: str, n: int, requests: int, rounds: int) -> dict[str, 
             for _ in range(min(n, 500)):
                 c.enqueue(task)
             before = _costs(r)
+            cpu0 = time.process_time()
             t0 = time.perf_counter()
             for _ in range(n):
                 c.enqueue(task)
             seconds = time.perf_counter() - t0
-            out.update(_delta(before, _costs(r), n), rate=n / seconds, n=n)
+            cpu = time.process_time() - cpu0
+            out.update(
+                _delta(before, _costs(r), n),
+                rate=n / seconds,
+                n=n,
+                client_cpu_us_per_task=cpu / n * 1e6,
+            )
         return out
 
     try:
@@ -103,11 +110,18 @@ def child(what: str, url: str, n: int, requests: int, rounds: int) -> dict[str, 
                 for _ in range(min(n, 500)):
                     await c.enqueue(task)
                 before = _costs(r)
+                cpu0 = time.process_time()
                 t0 = time.perf_counter()
                 for _ in range(n):
                     await c.enqueue(task)
                 seconds = time.perf_counter() - t0
-                out.update(_delta(before, _costs(r), n), rate=n / seconds, n=n)
+                cpu = time.process_time() - cpu0
+                out.update(
+                    _delta(before, _costs(r), n),
+                    rate=n / seconds,
+                    n=n,
+                    client_cpu_us_per_task=cpu / n * 1e6,
+                )
                 return
             lat: list[float] = []
 
@@ -200,10 +214,11 @@ def report(results: list[tuple[str, dict[str, Any]]], a: argparse.Namespace) -> 
                 s,
                 r["what"],
                 *(
-                    [r["na"], "", "", ""]
+                    [r["na"], "", "", "", ""]
                     if "na" in r
                     else [
                         f"{r['rate']:,.0f}",
+                        f"{r['client_cpu_us_per_task']:.1f}",
                         f"{r['redis_cpu_us_per_task']:.1f}",
                         f"{r['redis_cmds_per_task']:.2f}",
                         ", ".join(f"{k} {v}" for k, v in r["commands"].items()),
@@ -222,6 +237,7 @@ def report(results: list[tuple[str, dict[str, Any]]], a: argparse.Namespace) -> 
                     "tree",
                     "client",
                     "enqueue/s",
+                    "client CPU µs/call",
                     "Redis CPU µs/task",
                     "cmds/task",
                     "commands",

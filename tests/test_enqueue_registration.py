@@ -5,6 +5,7 @@ pending list, so the next enqueue registers it again."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -65,6 +66,31 @@ def test_registration_only_when_the_pending_list_is_empty(redis_url: str, r: red
         stats = r.info("commandstats")
         assert "cmdstat_sadd" not in stats and "cmdstat_publish" not in stats
         assert stats["cmdstat_evalsha"]["calls"] == 5
+        # The steady state is three commands: LPUSH's reply says whether the list was
+        # empty, so the script reads no LLEN.
+        inner = {k[len("cmdstat_") :]: v["calls"] for k, v in stats.items()}
+        inner.pop("evalsha")
+        inner.pop("config|resetstat", None)
+        assert inner == {"exists": 5, "lpush": 5, "hset": 5}
+
+
+@pytest.mark.skipif(targets.CLUSTER, reason="in a Cluster the client sends the SADD beside")
+@pytest.mark.parametrize("unique", [None, 60])
+def test_a_failed_registration_leaves_no_task_and_no_wake_up(
+    redis_url: str, r: redis.Redis, sub: Any, unique: int | None
+) -> None:
+    # The push comes before the registration now: a failed SADD must take it back, or a
+    # task would be stored that Go's Inspector cannot see (its queue is not listed).
+    r.set(keys.ALL_QUEUES, "not a set")
+    with pyasynq.Client(redis_url, failover_timeout=0) as c:
+        with pytest.raises(pyasynq.BrokerError, match=r"WRONGTYPE.*nothing stored"):
+            c.enqueue(Task("t"), queue="q1", unique=unique)
+        assert r.keys("asynq:{*") == []
+        assert wakes(sub, 0) == []
+        r.delete(keys.ALL_QUEUES)
+        c.enqueue(Task("t"), queue="q1", unique=unique)
+        assert r.smembers(keys.ALL_QUEUES) == {b"q1"}
+        assert r.llen(keys.pending_key("q1")) == 1
 
 
 def test_a_removed_queue_is_registered_again(redis_url: str, r: redis.Redis) -> None:
@@ -79,10 +105,13 @@ def test_a_removed_queue_is_registered_again(redis_url: str, r: redis.Redis) -> 
 
 
 @pytest.mark.parametrize("register", [True, False])
-@pytest.mark.parametrize("payload", [b"", b"x" * 300])
+@pytest.mark.parametrize("payload", [b"", b"x", b"x" * 127, b"x" * 128, b"x" * 300, b"\0" * 70000])
+@pytest.mark.parametrize("type_", ["t", "型" * 43, "a" * 128])
 def test_the_default_fast_path_builds_what_the_general_one_does(
-    register: bool, payload: bytes, monkeypatch: pytest.MonkeyPatch
+    register: bool, payload: bytes, type_: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The fast path encodes the message by hand (lengths of one, two and three varint
+    # bytes here); the general one through protobuf.
     from pyasynq._rdb.ops import enqueue
     from pyasynq._rdb.ops.enqueue import prepare
     from pyasynq.options import NO_OPTIONS, given
@@ -91,9 +120,30 @@ def test_the_default_fast_path_builds_what_the_general_one_does(
     assert given() is NO_OPTIONS  # what enqueue() passes when no option is given
     with monkeypatch.context() as m:
         m.setattr(enqueue, "resolve_merged", None)  # the fast path resolves nothing
-        fast = prepare(Task("t", payload), NO_OPTIONS, now, register=register, wake=True)
+        fast = prepare(Task(type_, payload), NO_OPTIONS, now, register=register, wake=True)
     # The same task through option resolution (a task id given takes the general path).
     general = prepare(
-        Task("t", payload), Options(task_id=fast.info.id), now, register=register, wake=True
+        Task(type_, payload), Options(task_id=fast.info.id), now, register=register, wake=True
     )
     assert fast == general
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_does_not_reuse_the_parents_pending_task_ids() -> None:
+    # Ids are made 64 at a time; a child must not hand out the ones its parent holds.
+    from pyasynq._rdb.ops import enqueue
+
+    enqueue._next_id()
+    ahead = set(enqueue._ids)
+    assert ahead
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next id and leave at once
+        os.write(write, enqueue._next_id().encode())
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    child_id = os.read(read, 100).decode()
+    os.close(read)
+    assert status == 0
+    assert len(child_id) == 36 and child_id not in ahead

@@ -21,7 +21,7 @@ SCRIPTS = "+evalsha +script|load"
 RULES = {
     "producer": (
         f"resetkeys ~asynq:* resetchannels &pyasynq:wake -@all {CONNECT} +time {SCRIPTS} +wait"
-        " +exists +set +sadd +hset +lpush +llen +zadd +publish"
+        " +exists +set +sadd +hset +lpush +lpop +llen +zadd +publish"
     ),
     "worker": (
         f"resetkeys ~asynq:* resetchannels &asynq:cancel &pyasynq:wake -@all {CONNECT}"

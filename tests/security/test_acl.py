@@ -68,6 +68,26 @@ def test_each_role_works_with_exactly_its_rules(
     assert not log, log
 
 
+def test_a_producer_whose_queue_registration_fails_stores_nothing(
+    acl_server: SingleServer, admin: redis.Redis
+) -> None:
+    # The enqueue script pushes first and takes the push back (LPOP, in the producer's
+    # rules) when registering the queue fails, so no task is left that Go cannot list.
+    admin.set("asynq:queues", "not a set")
+    try:
+        url = user(admin, acl_server, "producer")
+        with Client(url, failover_timeout=0) as c:
+            for unique in (None, 60):
+                with pytest.raises(BrokerError, match="WRONGTYPE"):
+                    c.enqueue(Task("t"), queue="acl-reg", unique=unique)
+        # No task, no pending id. The unique lock stays until its TTL: the producer may
+        # not DEL (the script tries; with the rules to do it, nothing at all is left).
+        left = admin.keys("asynq:{acl-reg}*")
+        assert [k for k in left if b":unique:" not in k] == []
+    finally:
+        admin.delete("asynq:queues")
+
+
 def _without(role: str, rule: str) -> str:
     rules = roles.RULES[role].split()
     assert rule in rules, rule

@@ -39,6 +39,7 @@ from .connection import (
     pubsub_client,
     refused,
 )
+from .lane import Lane, NotSent
 
 _E = TypeVar("_E", bound=BrokerError)
 
@@ -63,6 +64,7 @@ class AsyncBroker:
         # Whether Redis ever answered: until then a connection failure is more likely a
         # wrong address, scheme or password than a failover, and is not ridden out.
         self.reached = False
+        self._lane = Lane.of(self.redis)  # script calls without redis-py's per-call path
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._where}>"
@@ -76,6 +78,8 @@ class AsyncBroker:
         for node in self._nodes.values():
             await node.aclose()
         self._nodes.clear()
+        if self._lane is not None:
+            await self._lane.aclose()
         if self._owned:
             await self.redis.aclose()
             # A Sentinel-managed client we made also holds connections to the sentinels.
@@ -103,15 +107,7 @@ class AsyncBroker:
             if isinstance(op, Command):
                 reply = await self.redis.execute_command(*op.args)
             else:
-                try:
-                    reply = await self.redis.evalsha(
-                        self._sha(op.script), len(op.keys), *op.keys, *op.args
-                    )
-                except NoScriptError:
-                    await self._load(op.script)
-                    reply = await self.redis.evalsha(
-                        self._sha(op.script), len(op.keys), *op.keys, *op.args
-                    )
+                reply = await self._script(op)
         except OutOfMemoryError as exc:
             self.reached = True
             raise await self._full(_name(op), exc) from exc
@@ -135,6 +131,32 @@ class AsyncBroker:
             received = time.monotonic_ns()
             samples.append((sent, rsettings.time_result(reply), received))
         return samples
+
+    async def _script(self, op: Call) -> Any:
+        """EVALSHA ``op``, loading the script when Redis lacks it: on the lane where there
+        is one; through redis-py elsewhere, and when the lane's connection fails or finds
+        a replica (redis-py then reconnects and retries as configured)."""
+        lane = self._lane
+        if lane is not None:
+            try:
+                try:
+                    return await lane.call(
+                        ("EVALSHA", self._sha(op.script), len(op.keys), *op.keys, *op.args)
+                    )
+                except NoScriptError:
+                    await self._load(op.script)
+                    return await lane.call(
+                        ("EVALSHA", self._sha(op.script), len(op.keys), *op.keys, *op.args)
+                    )
+            except NotSent as exc:
+                raise exc.error from exc.error.__cause__
+            except (ConnectionError, ReadOnlyError):
+                pass
+        try:
+            return await self.redis.evalsha(self._sha(op.script), len(op.keys), *op.keys, *op.args)
+        except NoScriptError:
+            await self._load(op.script)
+            return await self.redis.evalsha(self._sha(op.script), len(op.keys), *op.keys, *op.args)
 
     async def _full(self, what: str, exc: BaseException, info: Any = None) -> RedisOutOfMemoryError:
         """The error for a write refused because Redis is full, with its limit and policy
@@ -302,6 +324,21 @@ class AsyncBroker:
             await self.redis.script_load(scripts.legacy_source(name))
 
     async def _pipeline(self, ops: Sequence[Op]) -> list[Any]:
+        lane = self._lane
+        if lane is not None:
+            try:
+                return await lane.call_many(
+                    [
+                        op.args
+                        if isinstance(op, Command)
+                        else ("EVALSHA", self._sha(op.script), len(op.keys), *op.keys, *op.args)
+                        for op in ops
+                    ]
+                )
+            except NotSent as exc:
+                raise exc.error from exc.error.__cause__
+            except (ConnectionError, ReadOnlyError):
+                pass  # redis-py's pipeline reconnects and sends again, as configured
         pipe = self.redis.pipeline(transaction=False)
         for op in ops:
             if isinstance(op, Command):

@@ -40,6 +40,7 @@ from .connection import (
     pubsub_client,
     refused,
 )
+from .lane import Lane, NotSent
 
 _E = TypeVar("_E", bound=BrokerError)
 
@@ -64,6 +65,7 @@ class Broker:
         # Whether Redis ever answered: until then a connection failure is more likely a
         # wrong address, scheme or password than a failover, and is not ridden out.
         self.reached = False
+        self._lane = Lane.of(self.redis)  # script calls without redis-py's per-call path
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._where}>"
@@ -77,6 +79,8 @@ class Broker:
         for node in self._nodes.values():
             node.close()
         self._nodes.clear()
+        if self._lane is not None:
+            self._lane.close()
         if self._owned:
             self.redis.close()
             # A Sentinel-managed client we made also holds connections to the sentinels.
@@ -104,15 +108,7 @@ class Broker:
             if isinstance(op, Command):
                 reply = self.redis.execute_command(*op.args)
             else:
-                try:
-                    reply = self.redis.evalsha(
-                        self._sha(op.script), len(op.keys), *op.keys, *op.args
-                    )
-                except NoScriptError:
-                    self._load(op.script)
-                    reply = self.redis.evalsha(
-                        self._sha(op.script), len(op.keys), *op.keys, *op.args
-                    )
+                reply = self._script(op)
         except OutOfMemoryError as exc:
             self.reached = True
             raise self._full(_name(op), exc) from exc
@@ -136,6 +132,32 @@ class Broker:
             received = time.monotonic_ns()
             samples.append((sent, rsettings.time_result(reply), received))
         return samples
+
+    def _script(self, op: Call) -> Any:
+        """EVALSHA ``op``, loading the script when Redis lacks it: on the lane where there
+        is one; through redis-py elsewhere, and when the lane's connection fails or finds
+        a replica (redis-py then reconnects and retries as configured)."""
+        lane = self._lane
+        if lane is not None:
+            try:
+                try:
+                    return lane.call(
+                        ("EVALSHA", self._sha(op.script), len(op.keys), *op.keys, *op.args)
+                    )
+                except NoScriptError:
+                    self._load(op.script)
+                    return lane.call(
+                        ("EVALSHA", self._sha(op.script), len(op.keys), *op.keys, *op.args)
+                    )
+            except NotSent as exc:
+                raise exc.error from exc.error.__cause__
+            except (ConnectionError, ReadOnlyError):
+                pass
+        try:
+            return self.redis.evalsha(self._sha(op.script), len(op.keys), *op.keys, *op.args)
+        except NoScriptError:
+            self._load(op.script)
+            return self.redis.evalsha(self._sha(op.script), len(op.keys), *op.keys, *op.args)
 
     def _full(self, what: str, exc: BaseException, info: Any = None) -> RedisOutOfMemoryError:
         """The error for a write refused because Redis is full, with its limit and policy
@@ -303,6 +325,21 @@ class Broker:
             self.redis.script_load(scripts.legacy_source(name))
 
     def _pipeline(self, ops: Sequence[Op]) -> list[Any]:
+        lane = self._lane
+        if lane is not None:
+            try:
+                return lane.call_many(
+                    [
+                        op.args
+                        if isinstance(op, Command)
+                        else ("EVALSHA", self._sha(op.script), len(op.keys), *op.keys, *op.args)
+                        for op in ops
+                    ]
+                )
+            except NotSent as exc:
+                raise exc.error from exc.error.__cause__
+            except (ConnectionError, ReadOnlyError):
+                pass  # redis-py's pipeline reconnects and sends again, as configured
         pipe = self.redis.pipeline(transaction=False)
         for op in ops:
             if isinstance(op, Command):

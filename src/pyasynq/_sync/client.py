@@ -194,19 +194,34 @@ class Client:
             ValueError: An option is invalid (nothing was written).
             TypeError: An option has the wrong type (nothing was written).
         """
-        options = given(
-            queue=queue,
-            max_retry=max_retry,
-            task_id=task_id,
-            timeout=timeout,
-            deadline=deadline,
-            unique=unique,
-            process_at=process_at,
-            process_in=process_in,
-            retention=retention,
-            group=group,
-            headers=headers,
-        )
+        if (
+            queue is None
+            and max_retry is None
+            and task_id is None
+            and timeout is None
+            and deadline is None
+            and unique is None
+            and process_at is None
+            and process_in is None
+            and retention is None
+            and group is None
+            and headers is None
+        ):
+            options = NO_OPTIONS  # what given() makes of them, without a dict of 11
+        else:
+            options = given(
+                queue=queue,
+                max_retry=max_retry,
+                task_id=task_id,
+                timeout=timeout,
+                deadline=deadline,
+                unique=unique,
+                process_at=process_at,
+                process_in=process_in,
+                retention=retention,
+                group=group,
+                headers=headers,
+            )
         _check_task(task)
         replicas = self._wait_replicas if wait_replicas is None else wait_replicas
         if replicas < 0:
@@ -221,7 +236,8 @@ class Client:
             self._sender.once("clock", self._sync_clock)
         if not self._hooks:
             p = prepare(task, options, self._clock.now_ns(), register=not cluster, wake=True)
-            self._check_size([p.call], f"task {task.type!r}")
+            if len(p.msg) > limits.SMALLEST_MAX_BULK:  # the call's only bytes argument
+                self._check_size([p.call], f"task {task.type!r}")
             self._store(p, replicas, cluster)
             return p.info
         with ExitStack() as stack:

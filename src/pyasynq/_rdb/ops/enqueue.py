@@ -12,6 +12,7 @@ caller sends the SADD beside the script (``register_queue``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,6 @@ from pyasynq.options import (
     NO_OPTIONS,
     Options,
     Resolved,
-    new_task_id,
     resolve_merged,
     uuid4_strings,
 )
@@ -188,21 +188,17 @@ def prepare(
 
 def _prepare_default(task: Task, now_ns: int, register: bool, wake: bool) -> Prepared:
     """:func:`prepare` for a task with no option anywhere (asynq's defaults, pending now):
-    nothing to merge, resolve or validate. Builds what the general path would."""
-    tid = new_task_id()
+    nothing to merge, resolve or validate, and the message encoded by hand around a
+    constant tail. Builds what the general path would (a test compares them)."""
+    tid = _next_id()
     payload = task.payload or b""
-    msg = TaskMessage(
-        type=task.type,
-        payload=payload,
-        id=tid,
-        queue=DEFAULT_QUEUE,
-        retry=DEFAULT_MAX_RETRY,
-        timeout=DEFAULT_TIMEOUT,
-    )
-    data = encode_task(msg)
-    call = enqueue_call(
-        msg, now_ns=now_ns, process_at=0, unique_ttl=0, data=data, register=register, wake=wake
-    )
+    data = with_id(_default_head(task.type, payload), _TAIL, tid)
+    ckeys = [_TASK_PREFIX + tid, _PENDING_DEFAULT]
+    args: list[Arg] = [data, tid, now_ns]
+    if register or wake:
+        if register:
+            ckeys.append(keys.ALL_QUEUES)
+        args += (DEFAULT_QUEUE, keys.WAKE_CHANNEL if wake else "")
     info = TaskInfo(
         id=tid,
         queue=DEFAULT_QUEUE,
@@ -211,10 +207,62 @@ def _prepare_default(task: Task, now_ns: int, register: bool, wake: bool) -> Pre
         state=TaskState.PENDING,
         max_retry=DEFAULT_MAX_RETRY,
         timeout=_DEFAULT_TIMEOUT,
-        next_process_at=_dt(now_ns / 1_000_000_000),
+        next_process_at=datetime.fromtimestamp(now_ns / 1_000_000_000, UTC),
         headers={},
     )
-    return Prepared(_REGISTER_DEFAULT, call, info, call.keys[0], data)
+    return Prepared(_REGISTER_DEFAULT, Call("enqueue", ckeys, args), info, ckeys[0], data)
+
+
+def _default_head(type_: str, payload: bytes) -> bytes:
+    """A default task's TaskMessage up to its id: fields type (1) and payload (2); then
+    ``with_id(head, _TAIL, id)`` is the whole message (see codec.split_at_id)."""
+    head = _TYPE_FIELDS.get(type_)
+    if head is None:
+        if len(_TYPE_FIELDS) >= 1024:  # task types are few; don't grow without bound
+            _TYPE_FIELDS.clear()
+        head = _TYPE_FIELDS[type_] = _field(b"\x0a", type_.encode())
+    return head + _field(b"\x12", payload) if payload else head
+
+
+def _field(tag: bytes, raw: bytes) -> bytes:
+    """A protobuf length-delimited field (proto3 writes none for an empty value)."""
+    n = len(raw)
+    if not n:
+        return b""
+    if n < 0x80:
+        return b"%b%c%b" % (tag, n, raw)
+    size = bytearray()
+    while n > 0x7F:
+        size.append(n & 0x7F | 0x80)
+        n >>= 7
+    size.append(n)
+    return b"".join((tag, size, raw))
+
+
+# What a default task's TaskMessage holds after its type (1), payload (2) and id (3).
+_TAIL = encode_task(
+    TaskMessage(queue=DEFAULT_QUEUE, retry=DEFAULT_MAX_RETRY, timeout=DEFAULT_TIMEOUT)
+)
+_TYPE_FIELDS: dict[str, bytes] = {}
+_TASK_PREFIX = keys.task_key(DEFAULT_QUEUE, "")
+_PENDING_DEFAULT = keys.pending_key(DEFAULT_QUEUE)
+
+_ids: list[str] = []  # task ids made ahead: one read of the OS' random source per 64
+
+
+def _next_id() -> str:
+    """A new random task id, as :func:`~pyasynq.options.new_task_id` (list.pop is atomic:
+    threads sharing a client never get the same one)."""
+    try:
+        return _ids.pop()
+    except IndexError:
+        _ids.extend(uuid4_strings(64))
+        return _ids.pop()
+
+
+if hasattr(os, "register_at_fork"):
+    # A forked child must not hand out the ids its parent also holds.
+    os.register_at_fork(after_in_child=_ids.clear)
 
 
 _REGISTER_DEFAULT = Command(("SADD", keys.ALL_QUEUES, DEFAULT_QUEUE))
@@ -332,14 +380,7 @@ class _Planner:
         shape = (task.type, payload)
         parts = self.templates.get(shape)
         if parts is None:
-            msg = TaskMessage(
-                type=task.type,
-                payload=payload,
-                queue=DEFAULT_QUEUE,
-                retry=DEFAULT_MAX_RETRY,
-                timeout=DEFAULT_TIMEOUT,
-            )
-            parts = self.templates[shape] = split_at_id(msg)
+            parts = self.templates[shape] = (_default_head(task.type, payload), _TAIL)
         info = TaskInfo(
             id=tid,
             queue=DEFAULT_QUEUE,
