@@ -832,9 +832,7 @@ def pooled_connections(client: Any) -> list[Any]:
         else [client.connection_pool]
     )
     return [
-        conn
-        for pool in pools
-        for conn in [*pool._available_connections, *pool._in_use_connections]
+        conn for pool in pools for conn in [*pool._available_connections, *pool._in_use_connections]
     ]
 
 
