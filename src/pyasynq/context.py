@@ -4,6 +4,7 @@ GetRetryCount, GetMaxRetry, GetQueueName, the context deadline and the ResultWri
 from __future__ import annotations
 
 import contextvars
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 __all__ = ["ResultWriter", "TaskContext", "current_task"]
+
+_build_lock = threading.Lock()  # a TaskContext or ResultWriter is built once per task
 
 
 class Done(Protocol):
@@ -148,16 +151,66 @@ class TaskContext:
         return self.deadline.timestamp() - self._now()
 
 
-_current: contextvars.ContextVar[TaskContext] = contextvars.ContextVar("pyasynq_task")
+class LazyContext:
+    """What the worker sets for a running task instead of its TaskContext: the context and
+    the ResultWriter are built on first use (most handlers never ask for either; building
+    both cost a no-op task ~6 µs) and then kept, so every caller gets the same object.
+    Subclasses say how to build them."""
+
+    __slots__ = ("_ctx", "_writer")
+
+    def __init__(self) -> None:
+        self._ctx: TaskContext | None = None
+        self._writer: ResultWriter | None = None
+
+    def _build_writer(self) -> ResultWriter:
+        raise NotImplementedError
+
+    def _build_context(self, writer: ResultWriter) -> TaskContext:
+        raise NotImplementedError
+
+    def result_writer(self) -> ResultWriter:
+        """The task's ResultWriter, built on the first call."""
+        w = self._writer
+        if w is None:
+            # A def handler's thread and the event loop may ask at once: build under a
+            # lock (taken only the first time), so both get the same object.
+            with _build_lock:
+                w = self._writer
+                if w is None:
+                    w = self._writer = self._build_writer()
+        return w
+
+    def context(self) -> TaskContext:
+        """The task's TaskContext, built on the first call."""
+        ctx = self._ctx
+        if ctx is None:
+            writer = self.result_writer()
+            with _build_lock:
+                ctx = self._ctx
+                if ctx is None:
+                    ctx = self._ctx = self._build_context(writer)
+        return ctx
+
+
+_current: contextvars.ContextVar[TaskContext | LazyContext] = contextvars.ContextVar("pyasynq_task")
 
 
 def current_task() -> TaskContext:
     """The task the calling handler is running; raises LookupError outside a handler."""
     try:
-        return _current.get()
+        v = _current.get()
     except LookupError:
         raise LookupError("current_task() is only available inside a task handler") from None
+    return v if isinstance(v, TaskContext) else v.context()
 
 
-def set_current(ctx: TaskContext) -> contextvars.Token[TaskContext]:
+def set_current(
+    ctx: TaskContext | LazyContext,
+) -> contextvars.Token[TaskContext | LazyContext]:
     return _current.set(ctx)
+
+
+def peek(value: TaskContext | LazyContext | None) -> TaskContext | None:
+    """The TaskContext a value of the context variable stands for (built if need be)."""
+    return value.context() if isinstance(value, LazyContext) else value

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from .context import LazyContext
 from .options import Duration, Options, When, check_name, given
 
 __all__ = ["EnqueueResult", "Task", "TaskInfo", "TaskProgress", "TaskState"]
@@ -107,7 +108,8 @@ class Task:
     @property
     def result_writer(self) -> Any:
         """Inside a handler: the ResultWriter of the running task; else None."""
-        return self._result_writer
+        w = self._result_writer
+        return w.result_writer() if isinstance(w, LazyContext) else w
 
     def __repr__(self) -> str:
         size = 0 if self.payload is None else len(self.payload)

@@ -25,7 +25,7 @@ from pyasynq import _eventloop
 from pyasynq._rdb.codec import TaskMessage
 from pyasynq._rdb.ops import Op, processing, snooze
 from pyasynq.config import default_retry_delay
-from pyasynq.context import ResultWriter, TaskContext, _current, set_current
+from pyasynq.context import LazyContext, ResultWriter, TaskContext, _current, peek, set_current
 from pyasynq.errors import BrokerError, LeaseExpiredError, RevokeTask, SkipRetry, Snooze
 from pyasynq.options import NO_OPTIONS
 from pyasynq.task import Task
@@ -515,19 +515,13 @@ class Processor:
         task.type, task.payload, task.headers = msg.type, msg.payload, dict(msg.headers)
         task.options = NO_OPTIONS
         loop = asyncio.get_running_loop()
-        writer = _TaskResultWriter(self, loop, msg, active.cancel)
-        task._result_writer = writer
-        # Positional (id, type, queue, retry_count, max_retry, deadline, result_writer,
-        # _done, _progress, _lender, _now): a frozen dataclass' keywords cost a microsecond
-        # per task.
-        ctx = TaskContext(
-            msg.id, msg.type, msg.queue, msg.retried, msg.retry, _utc(deadline), writer,
-            active.cancel, self.progress, self.lender, self.rt.clock.now,
-        )  # fmt: skip
+        # The ResultWriter and TaskContext are built only if the handler asks for them.
+        lazy = _TaskHandle(self, loop, active)
+        task._result_writer = lazy
         handler = self.mux.resolve(msg.type, self.threads.run)
 
         async def call() -> BaseException | None:
-            set_current(ctx)
+            set_current(lazy)
             try:
                 await handler(task)
             except asyncio.CancelledError:
@@ -677,9 +671,10 @@ class Processor:
         await self._give_up_lingering()
         await self.lender.aclose()  # the handlers' client, once they ended
         for thread, ctx in self.threads.busy():
+            who = _who(peek(ctx.get(_current)))
             rt.log.warn(
                 "%s: its def handler is still running in thread %s; abandoned (Python cannot "
-                "stop a thread), the worker exits without it", _who(ctx.get(_current)), thread,
+                "stop a thread), the worker exits without it", who, thread,
             )  # fmt: skip
 
     def _watch(self, job: asyncio.Task[BaseException | None], msg: TaskMessage) -> None:
@@ -736,6 +731,33 @@ class _TaskResultWriter(ResultWriter):
 
     def _write_sync(self, data: bytes) -> None:
         self._proc._write_result_sync(self._loop, self._msg, data)
+
+
+class _TaskHandle(LazyContext):
+    """One running task's TaskContext and ResultWriter, built on first use (see
+    LazyContext) with the same values the processor would have given eagerly: the
+    deadline as a datetime, the task's cancel flag, the progress reporter, the lender."""
+
+    __slots__ = ("_active", "_loop", "_proc")
+
+    def __init__(
+        self, proc: Processor, loop: asyncio.AbstractEventLoop, active: ActiveTask
+    ) -> None:
+        self._ctx, self._writer = None, None
+        self._proc, self._loop, self._active = proc, loop, active
+
+    def _build_writer(self) -> ResultWriter:
+        return _TaskResultWriter(self._proc, self._loop, self._active.msg, self._active.cancel)
+
+    def _build_context(self, writer: ResultWriter) -> TaskContext:
+        proc, active = self._proc, self._active
+        msg = active.msg
+        # Positional (id, type, queue, retry_count, max_retry, deadline, result_writer,
+        # _done, _progress, _lender, _now): a frozen dataclass' keywords cost more.
+        return TaskContext(
+            msg.id, msg.type, msg.queue, msg.retried, msg.retry, _utc(active.deadline),
+            writer, active.cancel, proc.progress, proc.lender, proc.rt.clock.now,
+        )  # fmt: skip
 
 
 def retry_delay(rt: Runtime, msg: TaskMessage, err: BaseException) -> float:
