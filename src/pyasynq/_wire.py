@@ -24,6 +24,8 @@ try:
 except ImportError:  # pragma: no cover - hiredis is a default dependency on CPython
     _hiredis = None
 
+_Push: Any = getattr(_hiredis, "PushNotification", ())  # isinstance(x, ()) is False
+
 NoWire: Any = None
 """The sync lane's stand-in for ``AsyncWire``: no wire, redis-py reads the replies."""
 
@@ -69,14 +71,14 @@ class AsyncWire(asyncio.Protocol):
     @classmethod
     def attach(cls, pool: Any, conn: Any) -> AsyncWire | None:
         """Take ``conn`` (connected, checked out of ``pool``) over; None when it cannot
-        be (no hiredis, RESP3, a health check to keep, or bytes already read)."""
+        be (no hiredis, an unknown protocol, a health check to keep, or bytes already read)."""
         writer = getattr(conn, "_writer", None)
         reader = getattr(conn, "_reader", None)
         if (
             _hiredis is None
             or writer is None
             or conn.health_check_interval
-            or str(getattr(conn, "protocol", 2) or 2) != "2"
+            or str(getattr(conn, "protocol", 2) or 2) not in ("2", "3")
             or not hasattr(getattr(conn, "_parser", None), "parse_error")
             or (reader is not None and len(getattr(reader, "_buffer", b"")))
         ):
@@ -117,6 +119,8 @@ class AsyncWire(asyncio.Protocol):
                 reply = self._reader.gets()
                 if reply is False:
                     break
+                if isinstance(reply, _Push):
+                    continue  # RESP3 out-of-band (e.g. a maintenance notice): no reply
                 request = waiting[0]
                 request.replies.append(reply)
                 request.left -= 1
@@ -125,7 +129,10 @@ class AsyncWire(asyncio.Protocol):
                     if not request.future.done():  # else cancelled: dropped
                         request.future.set_result(request.replies)
             else:
-                if self._reader.gets() is not False:
+                extra = self._reader.gets()
+                while isinstance(extra, _Push):
+                    extra = self._reader.gets()
+                if extra is not False:
                     raise InvalidResponse("a reply nobody asked for")
         except InvalidResponse as exc:
             self._fail(ConnectionError(f"the lane's connection got a bad reply: {exc}"))
