@@ -57,6 +57,7 @@ class AsyncWire(asyncio.Protocol):
         self._drained: asyncio.Future[None] | None = None  # set while writing is paused
         self._released = False
         self._releasing: asyncio.Task[None] | None = None
+        self._stream: Any = None  # redis-py's protocol, given back on a clean close
         parser: Any = conn._parser
         kwargs: dict[str, Any] = {
             "protocolError": InvalidResponse,
@@ -87,6 +88,7 @@ class AsyncWire(asyncio.Protocol):
         if transport.is_closing():
             return None
         wire = cls(pool, conn, transport)
+        wire._stream = transport.get_protocol()
         transport.set_protocol(wire)
         transport.set_write_buffer_limits(high=_HIGH_WATER)
         return wire
@@ -202,7 +204,24 @@ class AsyncWire(asyncio.Protocol):
         await self.pool.release(self.conn)
 
     async def aclose(self) -> None:
-        """Close now and give the connection back (the lane is closing)."""
+        """Give the connection back to the pool (the lane is closing): as redis-py had it
+        when nothing is in flight (a client handed in keeps its connection), else closed."""
+        if (
+            not self.closed
+            and not self._waiting
+            and not self._reader.has_data()
+            and self._drained is None
+            and not self._transport.is_closing()
+        ):
+            self.closed = True
+            self._released = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._transport.set_protocol(self._stream)
+            self._transport.set_write_buffer_limits()  # the transport's defaults again
+            await self.pool.release(self.conn)
+            return
         self._fail(ConnectionError("the lane was closed"), schedule=False)
         if not self._released:
             self._released = True
