@@ -138,3 +138,12 @@ async def test_the_async_client_enqueues_on_the_wire(redis_url: str, r: redis.Re
         lane = c._broker._lane
         assert lane is not None and isinstance(lane._wire, AsyncWire)
     assert r.llen(keys.pending_key("default")) == 100
+
+
+async def test_a_wait_does_not_hold_up_the_calls_sharing_the_wire(lane: Lane) -> None:
+    await lane.call(("PING",))
+    # No replica will acknowledge: WAIT holds its connection for the whole timeout.
+    durable = asyncio.create_task(lane.call_many([("SET", "k", "v"), ("WAIT", 1, 2000)]))
+    assert await asyncio.wait_for(lane.call(("ECHO", "meanwhile")), timeout=1.5) == b"meanwhile"
+    assert not durable.done()
+    assert (await durable)[1] == 0

@@ -30,6 +30,10 @@ KEEP = 4
 """Idle connections a lane keeps between calls; more concurrent calls borrow from the
 pool and give the extra connections back."""
 
+_BLOCKING = frozenset({"WAIT", "WAITAOF"})
+"""Commands the broker sends that hold the connection (a durable enqueue's WAIT): on a
+connection of their own, not on the wire other calls share."""
+
 _forks = [0]  # bumped in a forked child: the connections kept belong to the parent
 
 
@@ -123,7 +127,8 @@ class Lane:
         """Send the commands in one write (a pipeline, not a transaction) and return a
         reply per command: the reply, or the ResponseError Redis answered, as redis-py's
         ``pipeline.execute(raise_on_error=False)``."""
-        wire = None if self._plain else self._wired()
+        blocking = any(str(args[0]).upper() in _BLOCKING for args in commands)
+        wire = None if self._plain or blocking else self._wired()
         if wire is not None:
             packed = [self._pack(wire.conn, args) for args in commands]
             got: list[Any] = wire.send(packed, len(commands))
