@@ -39,6 +39,7 @@ SUBS = [
     ("asyncio.sleep", "time.sleep"),
     ("import asyncio", "import time"),
     ("StopAsyncIteration", "StopIteration"),
+    ("AsyncWire", "NoWire"),  # the async lane's asyncio Protocol; the sync lane has none
 ]
 HEADER = "# Generated from pyasynq/_async by scripts/unasync.py: do not edit.\n"
 

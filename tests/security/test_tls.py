@@ -5,6 +5,7 @@ verification off."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -44,8 +45,12 @@ def test_client_worker_and_inspector_work_over_tls_with_the_right_ca(
 
 async def test_the_async_client_works_over_tls(tls_server: TlsServer) -> None:
     async with AsyncClient(tls_server.tls_url()) as ac:
-        info = await ac.enqueue(Task("tls:async"), queue="tls-async")
-    assert info.queue == "tls-async"
+        infos = await asyncio.gather(
+            *(ac.enqueue(Task("tls:async"), queue="tls-async") for _ in range(20))
+        )
+        lane = ac._broker._lane
+        assert lane is not None and lane._wire is not None  # the wire on the TLS transport
+    assert [i.queue for i in infos] == ["tls-async"] * 20
 
 
 def _refused(url: str) -> tuple[str, float]:

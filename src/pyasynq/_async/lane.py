@@ -17,6 +17,8 @@ from typing import Any
 
 from redis.exceptions import ReadOnlyError, RedisError, ResponseError
 
+from pyasynq._wire import AsyncWire
+
 _hiredis_pack: Any
 try:
     from hiredis import pack_command as _hiredis_pack
@@ -26,6 +28,10 @@ except ImportError:  # pragma: no cover - hiredis is a default dependency on CPy
 KEEP = 4
 """Idle connections a lane keeps between calls; more concurrent calls borrow from the
 pool and give the extra connections back."""
+
+_BLOCKING = frozenset({"WAIT", "WAITAOF"})
+"""Commands the broker sends that hold the connection (a durable enqueue's WAIT): on a
+connection of their own, not on the wire other calls share."""
 
 _forks = [0]  # bumped in a forked child: the connections kept belong to the parent
 
@@ -51,11 +57,13 @@ class Lane:
     """Connections kept for script calls, taken and put back by whoever sends one (so
     threads sharing a sync client each use their own)."""
 
-    __slots__ = ("_fork", "_idle", "_pool", "pack")
+    __slots__ = ("_fork", "_idle", "_plain", "_pool", "_wire", "pack")
 
     def __init__(self, pool: Any, utf8: bool) -> None:
         self._pool = pool
         self._idle: list[Any] = []
+        self._wire: Any = None  # the connection all async calls share (pyasynq._wire)
+        self._plain = AsyncWire is None  # no wire: calls take a kept connection each
         self._fork = _forks[0]
         if utf8 and _hiredis_pack is not None:
             self.pack: Any = _hiredis_pack
@@ -86,6 +94,14 @@ class Lane:
     async def call(self, args: tuple[Any, ...]) -> Any:
         """Send one command and return its reply; a Redis error reply raises as in
         redis-py (NoScriptError, OutOfMemoryError, ReadOnlyError, ...)."""
+        wire = None if self._plain else await self._wired()
+        if wire is not None:
+            (reply,) = await wire.send([self._pack(wire.conn, args)], 1)
+            if isinstance(reply, ResponseError):
+                if isinstance(reply, ReadOnlyError):
+                    wire.retire()  # a replica now: the next call connects afresh
+                raise reply
+            return reply
         conn = await self._take()
         try:
             await self._send(conn, [self._pack(conn, args)])
@@ -110,6 +126,14 @@ class Lane:
         """Send the commands in one write (a pipeline, not a transaction) and return a
         reply per command: the reply, or the ResponseError Redis answered, as redis-py's
         ``pipeline.execute(raise_on_error=False)``."""
+        blocking = any(str(args[0]).upper() in _BLOCKING for args in commands)
+        wire = None if self._plain or blocking else await self._wired()
+        if wire is not None:
+            packed = [self._pack(wire.conn, args) for args in commands]
+            got: list[Any] = await wire.send(packed, len(commands))
+            if any(isinstance(r, ReadOnlyError) for r in got):
+                wire.retire()
+            return got
         conn = await self._take()
         replies: list[Any] = []
         try:
@@ -128,6 +152,24 @@ class Lane:
         else:
             await self._put_back(conn)
         return replies
+
+    async def _wired(self) -> Any:
+        """The wire all calls share, taken over from a pool connection when there is
+        none (NotSent when connecting fails); None where it cannot be: calls then take
+        a connection each and read through redis-py."""
+        wire = self._wire
+        if wire is not None and not wire.closed and self._fork == _forks[0]:
+            return wire
+        self._wire = None  # closed (given back to the pool), or the parent's
+        conn = await self._take()
+        if self._wire is not None:  # another caller wired up meanwhile
+            await self._put_back(conn)
+            return self._wire
+        self._wire = AsyncWire.attach(self._pool, conn)
+        if self._wire is None:
+            self._plain = True  # the client's settings rule it out (see attach)
+            await self._put_back(conn)
+        return self._wire
 
     async def _take(self) -> Any:
         """A connected connection; NotSent when connecting fails (as the general path
@@ -176,6 +218,9 @@ class Lane:
 
     async def aclose(self) -> None:
         """Give the kept connections back to the pool (which the client then closes)."""
+        wire, self._wire = self._wire, None
+        if wire is not None and self._fork == _forks[0]:
+            await wire.aclose()
         idle, self._idle = self._idle, []
         for conn in idle:
             await self._pool.release(conn)
