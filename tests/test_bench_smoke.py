@@ -17,11 +17,13 @@ COLUMNS = [
     "drain/s no-op",
     "drain/s 1 ms sleep",
     "drain/s Redis I/O",
+    "drain/s Redis I/O (lent client)",
     "latency p50 ms",
     "latency p99 ms",
     "worker RSS MiB",
     "worker CPU µs/task",
     "worker CPU µs/task I/O",
+    "worker CPU µs/task I/O (lent)",
     "Redis cmds/task",
     "Redis CPU µs/task",
 ]
